@@ -1,0 +1,16 @@
+//! The price oracle's protocol: a sans-IO state machine that owns every rule.
+//!
+//! A driver (the production runtime, or the simulation) owns one [`Node`], feeds it [`Event`]s with
+//! the current unix time in milliseconds, drains [`Node::poll_action`] until `None` after each call,
+//! and calls [`Node::handle`] with [`Event::TimerDue`] once [`Node::poll_timeout`]'s deadline passes.
+//! The node does no I/O, reads no clock and draws randomness only from the seed it was given.
+
+pub mod config;
+pub mod crypto;
+pub mod price;
+pub mod wire;
+
+pub use config::{Config, ConfigError, Signers};
+pub use crypto::{Address, Keypair, Signature, keccak256};
+pub use price::{Feed, Price, PriceBody, PriceId};
+pub use wire::{DecodeError, Message};

@@ -1,0 +1,1 @@
+//! Deterministic simulation harness (filled in by the simulation work).
