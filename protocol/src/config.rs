@@ -231,7 +231,8 @@ mod tests {
                 quorum: 3
             })
         );
-        let broken: [(fn(&mut Config), ConfigError); 9] = [
+        type Breaks = fn(&mut Config);
+        let broken: [(Breaks, ConfigError); 9] = [
             (|c| c.quorum = 0, ConfigError::Quorum(0)),
             (|c| c.network.clear(), ConfigError::Network),
             (|c| c.decimals = 39, ConfigError::Decimals(39)),

@@ -5,12 +5,26 @@
 //! and calls [`Node::handle`] with [`Event::TimerDue`] once [`Node::poll_timeout`]'s deadline passes.
 //! The node does no I/O, reads no clock and draws randomness only from the seed it was given.
 
+mod committee;
 pub mod config;
 pub mod crypto;
+mod election;
+pub mod io;
+pub mod metrics;
+mod node;
 pub mod price;
+mod receive;
+pub mod timers;
 pub mod wire;
 
 pub use config::{Config, ConfigError, Signers};
 pub use crypto::{Address, Keypair, Signature, keccak256};
+pub use io::{
+    Action, Broadcast, Event, Heartbeat, MessageRef, Refusal, Report, StoredPrice, Verdict,
+    WriteOutcome,
+};
+pub use metrics::{Counters, Ignored, Misbehaviour};
+pub use node::Node;
 pub use price::{Feed, Price, PriceBody, PriceId};
-pub use wire::{DecodeError, Message};
+pub use timers::Timer;
+pub use wire::{DecodeError, MAX_MESSAGE_LEN, MAX_SIGNATURES, Message};

@@ -1,0 +1,76 @@
+//! Counters of what a node did and what it dropped. Peer misbehaviour is counted here, never
+//! returned as an error.
+
+use std::collections::BTreeMap;
+
+use crate::io::Verdict;
+use crate::wire::DecodeError;
+
+/// Provably bad input: the message is rejected and its sender penalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Misbehaviour {
+    Malformed(DecodeError),
+    WrongNetwork,
+    WrongFeed,
+    /// Id not minted by the rules: bad version bits, or its time is not the observation time.
+    BadId,
+    /// No signature by the address the id was minted for.
+    NoOriginSignature,
+    UnknownSigner,
+    BadSignature,
+    /// Observed further in the future than clock skew explains.
+    FromFuture,
+}
+
+/// Input dropped without blame: late, repeated, or beyond what this node keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ignored {
+    /// Nothing this node did not already have.
+    Duplicate,
+    /// New signatures on a price already at quorum: kept, not forwarded.
+    AlreadyReady,
+    AlreadyStored,
+    Stale,
+    /// Another body under an id this node already holds.
+    Equivocation,
+    /// The origin already has as many prices waiting for quorum as one may.
+    OriginLimit,
+    /// This node holds as many prices as it may.
+    Full,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub published: u64,
+    pub publications_skipped: u64,
+    pub cosigned: u64,
+    pub refused: u64,
+    pub quorum_reached: u64,
+    pub writes: u64,
+    pub inserted: u64,
+    pub already_present: u64,
+    pub write_failures: u64,
+    pub broadcasts: u64,
+    pub retransmits: u64,
+    pub expired_without_quorum: u64,
+    pub expired_unstored: u64,
+    pub sources_insufficient: u64,
+    /// Signatures from this node's own signer that did not verify: a local fault.
+    pub own_signature_faults: u64,
+    pub rejected: BTreeMap<Misbehaviour, u64>,
+    pub ignored: BTreeMap<Ignored, u64>,
+}
+
+impl Counters {
+    pub(crate) fn count(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Accept => {}
+            Verdict::Ignore(why) => *self.ignored.entry(why).or_default() += 1,
+            Verdict::Reject(kind) => *self.rejected.entry(kind).or_default() += 1,
+        }
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}

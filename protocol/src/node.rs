@@ -1,0 +1,552 @@
+//! The node: one per oracle participant. `handle(now, event)`, then `poll_action()` until `None`,
+//! and `poll_timeout()` for the next deadline.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::committee::Committee;
+use crate::config::{Config, ConfigError, Signers};
+use crate::crypto::{Address, Signature};
+use crate::election;
+use crate::io::{Action, Broadcast, Event, Heartbeat, Refusal, Report, StoredPrice, WriteOutcome};
+use crate::metrics::Counters;
+use crate::price::{Price, PriceBody, PriceId};
+use crate::timers::{Timer, Timers};
+use crate::wire::Message;
+
+/// Members the committee ring learns at most in an open network (an allowlist sets its own size).
+pub(crate) const MAX_OPEN_MEMBERS: usize = 10_000;
+
+pub struct Node {
+    pub(crate) config: Config,
+    pub(crate) network_id: [u8; 32],
+    pub(crate) me: Address,
+    rng: ChaCha8Rng,
+    pub(crate) now: u64,
+    actions: VecDeque<Action>,
+    pub(crate) timers: Timers,
+    pub(crate) prices: BTreeMap<PriceId, Entry>,
+    /// Ids known to be stored, kept until they are too old to be accepted again.
+    pub(crate) stored: BTreeSet<PriceId>,
+    /// Prices still collecting signatures, by origin.
+    pub(crate) collecting_by_origin: BTreeMap<Address, usize>,
+    pub(crate) committee: Committee,
+    /// This node's latest observation and when it was made.
+    reference: Option<(Price, u64)>,
+    fetch_in_flight: bool,
+    publish_pending: bool,
+    /// Prices this node will judge once its fresh observation arrives.
+    awaiting_reference: BTreeSet<PriceId>,
+    sequence: u16,
+    peers: usize,
+    /// This node is the writer until then, unless a database read says otherwise first.
+    writer_until: Option<u64>,
+    pub(crate) counters: Counters,
+}
+
+/// What a node holds about one price id.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub body: PriceBody,
+    pub digest: [u8; 32],
+    pub origin: Address,
+    /// Distinct, verified, allowed signers.
+    pub signatures: BTreeMap<Address, Signature>,
+    pub last_signature_at: u64,
+    pub phase: Phase,
+    /// This node has decided whether to sign (it signs an id at most once).
+    pub decided: bool,
+    pub retransmits: u32,
+    pub write_failures: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Collecting,
+    Ready,
+    Writing,
+}
+
+impl Node {
+    /// A node for `config`, signing as `me`. `seed` is the only randomness it will ever use; `now`
+    /// is unix milliseconds. Errors name the setting to fix.
+    pub fn new(config: Config, me: Address, seed: u64, now: u64) -> Result<Node, ConfigError> {
+        config.validate()?;
+        let committee = match &config.signers {
+            Signers::Allowlist(list) if !list.contains(&me) => {
+                return Err(ConfigError::NotAllowlisted(me));
+            }
+            Signers::Allowlist(list) => Committee::new(list.iter().copied()),
+            Signers::Open => Committee::new([me]),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut node = Node {
+            network_id: config.network_id(),
+            me,
+            sequence: rng.next_u32() as u16,
+            now,
+            actions: VecDeque::new(),
+            timers: Timers::default(),
+            prices: BTreeMap::new(),
+            stored: BTreeSet::new(),
+            collecting_by_origin: BTreeMap::new(),
+            committee,
+            reference: None,
+            fetch_in_flight: false,
+            publish_pending: false,
+            awaiting_reference: BTreeSet::new(),
+            peers: 0,
+            writer_until: None,
+            counters: Counters::default(),
+            config,
+            rng,
+        };
+        // Nodes started together should not all publish in the same instant.
+        let spread = node.config.price_interval_ms.min(10_000);
+        let first = now + node.rng.next_u64() % spread;
+        node.timers.set(Timer::Observe, first);
+        node.timers.set(Timer::Heartbeat, now);
+        Ok(node)
+    }
+
+    pub fn handle(&mut self, now: u64, event: Event) {
+        self.now = self.now.max(now);
+        match event {
+            Event::TimerDue => {
+                while let Some(timer) = self.timers.pop_due(self.now) {
+                    self.on_timer(timer);
+                }
+            }
+            Event::PricesFetched { answered, asked: _ } => self.on_prices(answered),
+            Event::Gossip { message, bytes } => {
+                // The verdict goes out first, before what the message caused.
+                let mark = self.actions.len();
+                let verdict = self.receive(&bytes);
+                self.counters.count(verdict);
+                self.actions.insert(mark, Action::Verdict { message, verdict });
+            }
+            Event::Signed { id, signature } => self.on_signed(id, signature),
+            Event::DatabaseRead { heartbeats, stored } => self.on_database(&heartbeats, &stored),
+            Event::DatabaseUnreachable => self.set_writer(None),
+            Event::WriteFinished { id, outcome } => self.on_write_finished(id, outcome),
+            Event::PeersChanged { count } => self.on_peers(count),
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next deadline and the timer behind it.
+    pub fn poll_timeout(&self) -> Option<(u64, Timer)> {
+        self.timers.next()
+    }
+
+    pub fn address(&self) -> Address {
+        self.me
+    }
+
+    pub fn network_id(&self) -> [u8; 32] {
+        self.network_id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn is_writer(&self) -> bool {
+        self.writer_until.is_some_and(|until| self.now < until)
+    }
+
+    /// Prices held in memory (collecting or waiting to be stored), ids remembered as stored, timers.
+    pub fn footprint(&self) -> (usize, usize, usize) {
+        (self.prices.len(), self.stored.len(), self.timers.len())
+    }
+
+    pub(crate) fn push(&mut self, action: Action) {
+        self.actions.push_back(action);
+    }
+
+    pub(crate) fn report(&mut self, report: Report) {
+        self.push(Action::Report(report));
+    }
+
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Observe => {
+                self.timers.set(Timer::Observe, self.now + self.config.price_interval_ms);
+                self.publish_pending = true;
+                self.request_fetch();
+            }
+            Timer::Heartbeat => self.on_heartbeat_timer(),
+            Timer::CoSign(id) => self.consider_cosign(id),
+            Timer::Write(id) => self.write_if_due(id),
+            Timer::Retransmit(id) => self.retransmit(id),
+            Timer::Expire(id) => self.expire(id),
+        }
+    }
+
+    fn request_fetch(&mut self) {
+        if !self.fetch_in_flight {
+            self.fetch_in_flight = true;
+            self.push(Action::FetchPrices);
+        }
+    }
+
+    fn on_prices(&mut self, answered: Vec<Price>) {
+        self.fetch_in_flight = false;
+        let sources = answered.len();
+        let observed = (sources >= self.config.min_sources)
+            .then(|| Price::median(answered))
+            .flatten();
+        match observed {
+            Some(price) => {
+                self.reference = Some((price, self.now));
+                self.report(Report::Observed { price, sources });
+            }
+            None => {
+                self.counters.sources_insufficient += 1;
+                let needed = self.config.min_sources;
+                self.report(Report::SourcesInsufficient { answered: sources, needed });
+            }
+        }
+        if std::mem::take(&mut self.publish_pending) {
+            match observed {
+                Some(price) if self.peers >= self.config.min_peers => self.publish(price),
+                Some(_) => {
+                    self.counters.publications_skipped += 1;
+                    let (peers, needed) = (self.peers, self.config.min_peers);
+                    self.report(Report::WaitingForPeers { peers, needed });
+                }
+                None => self.counters.publications_skipped += 1,
+            }
+        }
+        for id in std::mem::take(&mut self.awaiting_reference) {
+            match observed {
+                Some(_) => self.consider_cosign(id),
+                None => self.refuse(id, Refusal::NoReference),
+            }
+        }
+    }
+
+    fn publish(&mut self, price: Price) {
+        self.sequence = self.sequence.wrapping_add(1);
+        let body = PriceBody {
+            id: PriceId::mint(self.now, self.sequence, self.me),
+            feed: self.config.feed,
+            price,
+            decimals: self.config.decimals,
+            observed_at_ms: self.now,
+        };
+        if !self.admit(body, self.me) {
+            self.counters.publications_skipped += 1;
+            return;
+        }
+        self.counters.published += 1;
+        let entry = self.prices.get_mut(&body.id).expect("just admitted");
+        entry.decided = true;
+        let digest = entry.digest;
+        self.report(Report::Published { id: body.id, price });
+        self.push(Action::Sign { id: body.id, digest });
+    }
+
+    /// Creates the entry for a new price, within the per-origin and total bounds.
+    pub(crate) fn admit(&mut self, body: PriceBody, origin: Address) -> bool {
+        let collecting = self.collecting_by_origin.get(&origin).copied().unwrap_or(0);
+        if collecting >= self.config.max_pending_per_origin || self.prices.len() >= self.config.max_prices {
+            return false;
+        }
+        *self.collecting_by_origin.entry(origin).or_default() += 1;
+        let entry = Entry {
+            digest: body.digest(&self.network_id),
+            body,
+            origin,
+            signatures: BTreeMap::new(),
+            last_signature_at: self.now,
+            phase: Phase::Collecting,
+            decided: false,
+            retransmits: 0,
+            write_failures: 0,
+        };
+        self.prices.insert(body.id, entry);
+        let unready_until = body.observed_at_ms + self.config.max_age_ms + self.config.max_skew_ms;
+        self.timers.set(Timer::Expire(body.id), unready_until.max(self.now));
+        true
+    }
+
+    /// Decides whether to co-sign: the price must still be fresh and close to this node's own
+    /// observation, which must itself be recent (if not, observe first and decide then).
+    pub(crate) fn consider_cosign(&mut self, id: PriceId) {
+        let Some(entry) = self.prices.get(&id) else { return };
+        if entry.decided || entry.phase != Phase::Collecting {
+            return;
+        }
+        let (body, digest) = (entry.body, entry.digest);
+        if self.now > body.observed_at_ms + self.config.max_age_ms {
+            return self.refuse(id, Refusal::Stale);
+        }
+        let reference = self
+            .reference
+            .filter(|&(_, at)| self.now <= at + self.config.reference_max_age_ms);
+        let Some((reference, _)) = reference else {
+            self.awaiting_reference.insert(id);
+            return self.request_fetch();
+        };
+        if !body.price.within_bps(reference, self.config.max_deviation_bps) {
+            return self.refuse(id, Refusal::OutOfBand);
+        }
+        self.prices.get_mut(&id).expect("checked above").decided = true;
+        self.push(Action::Sign { id, digest });
+    }
+
+    fn refuse(&mut self, id: PriceId, why: Refusal) {
+        if let Some(entry) = self.prices.get_mut(&id) {
+            entry.decided = true;
+            self.counters.refused += 1;
+            self.report(Report::Refused { id, why });
+        }
+    }
+
+    fn on_signed(&mut self, id: PriceId, signature: Signature) {
+        let Some(entry) = self.prices.get(&id) else { return };
+        if !signature.is_by(&entry.digest, self.me) {
+            self.counters.own_signature_faults += 1;
+            return;
+        }
+        let why = if entry.origin == self.me {
+            Broadcast::Publish
+        } else {
+            self.counters.cosigned += 1;
+            let origin = entry.origin;
+            self.report(Report::CoSigned { id, origin });
+            Broadcast::CoSign
+        };
+        self.add_signatures(id, [(self.me, signature)]);
+        self.broadcast(id, why);
+    }
+
+    /// Merges verified signatures; returns how many were new. Moves the price to ready at quorum.
+    pub(crate) fn add_signatures(
+        &mut self,
+        id: PriceId,
+        signatures: impl IntoIterator<Item = (Address, Signature)>,
+    ) -> usize {
+        let Some(entry) = self.prices.get_mut(&id) else { return 0 };
+        let mut added = 0;
+        for (signer, signature) in signatures {
+            if entry.signatures.len() >= crate::wire::MAX_SIGNATURES {
+                break;
+            }
+            if entry.signatures.insert(signer, signature).is_none() {
+                added += 1;
+            }
+        }
+        if added == 0 {
+            return 0;
+        }
+        entry.last_signature_at = self.now;
+        let write_at = self.now + self.config.write_delay_ms;
+        let (count, body, origin, phase) = (entry.signatures.len(), entry.body, entry.origin, entry.phase);
+        let signed_by_me = entry.signatures.contains_key(&self.me);
+        if phase == Phase::Collecting && count >= self.config.quorum {
+            self.prices.get_mut(&id).expect("present").phase = Phase::Ready;
+            self.leave_collecting(origin);
+            self.timers.cancel(Timer::CoSign(id));
+            self.counters.quorum_reached += 1;
+            let after_ms = self.now.saturating_sub(body.observed_at_ms);
+            self.report(Report::QuorumReached { id, signers: count, after_ms });
+            if signed_by_me {
+                let at = write_at + self.config.retransmit_after_ms;
+                self.timers.set(Timer::Retransmit(id), at);
+            }
+        }
+        if phase != Phase::Collecting || count >= self.config.quorum {
+            self.timers.set(Timer::Write(id), write_at);
+        }
+        added
+    }
+
+    pub(crate) fn leave_collecting(&mut self, origin: Address) {
+        if let Some(n) = self.collecting_by_origin.get_mut(&origin) {
+            *n -= 1;
+            if *n == 0 {
+                self.collecting_by_origin.remove(&origin);
+            }
+        }
+    }
+
+    pub(crate) fn message(&self, id: PriceId) -> Option<Message> {
+        let entry = self.prices.get(&id)?;
+        Message::new(self.network_id, entry.body, entry.signatures.clone())
+    }
+
+    pub(crate) fn broadcast(&mut self, id: PriceId, why: Broadcast) {
+        if let Some(message) = self.message(id) {
+            self.counters.broadcasts += 1;
+            let bytes = message.encode();
+            self.push(Action::Broadcast { id, why, bytes });
+        }
+    }
+
+    fn on_heartbeat_timer(&mut self) {
+        self.timers.set(Timer::Heartbeat, self.now + self.config.heartbeat_interval_ms);
+        self.push(Action::Heartbeat);
+        let oldest_ready = self
+            .prices
+            .values()
+            .filter(|e| e.phase != Phase::Collecting)
+            .map(|e| e.body.id)
+            .min();
+        self.push(Action::ReadDatabase { stored_since: oldest_ready });
+        // Stored ids older than any price still accepted are forgotten.
+        let horizon = self.now.saturating_sub(self.config.ready_ttl_ms + self.config.max_skew_ms);
+        self.stored = self.stored.split_off(&PriceId::first_at(horizon));
+        if self.writer_until.is_some() && !self.is_writer() {
+            self.set_writer(None);
+        }
+    }
+
+    fn on_database(&mut self, heartbeats: &[Heartbeat], stored: &[PriceId]) {
+        for &id in stored {
+            self.mark_stored(id);
+        }
+        let term = self.now / self.config.writer_term_ms;
+        let stale = self.config.heartbeat_stale_ms;
+        let elected = election::writer(heartbeats, stale, term, |a| self.config.allows(a));
+        let until = heartbeats
+            .iter()
+            .find(|row| row.node == self.me && elected == Some(self.me))
+            .map(|row| self.now + stale - row.age_ms);
+        self.set_writer(until);
+    }
+
+    fn set_writer(&mut self, until: Option<u64>) {
+        let was = self.writer_until.is_some();
+        self.writer_until = until;
+        if was != until.is_some() {
+            self.report(Report::WriterChanged { writer: until.is_some() });
+        }
+        if until.is_some() {
+            let due: Vec<PriceId> = self
+                .prices
+                .iter()
+                .filter(|(_, e)| e.phase == Phase::Ready)
+                .filter(|(_, e)| e.last_signature_at + self.config.write_delay_ms <= self.now)
+                .map(|(&id, _)| id)
+                .collect();
+            due.into_iter().for_each(|id| self.write_if_due(id));
+        }
+    }
+
+    fn write_if_due(&mut self, id: PriceId) {
+        if !self.is_writer() {
+            return;
+        }
+        let Some(entry) = self.prices.get_mut(&id) else { return };
+        if entry.phase != Phase::Ready {
+            return;
+        }
+        entry.phase = Phase::Writing;
+        let (origin, last_signature_at_ms) = (entry.origin, entry.last_signature_at);
+        let message = self.message(id).expect("a ready price has signatures");
+        self.counters.writes += 1;
+        self.push(Action::Write(StoredPrice {
+            message,
+            origin,
+            last_signature_at_ms,
+            writer: self.me,
+        }));
+    }
+
+    fn on_write_finished(&mut self, id: PriceId, outcome: WriteOutcome) {
+        let Some(entry) = self.prices.get_mut(&id) else { return };
+        if entry.phase != Phase::Writing {
+            return;
+        }
+        match outcome {
+            WriteOutcome::Failed => {
+                entry.phase = Phase::Ready;
+                entry.write_failures += 1;
+                self.counters.write_failures += 1;
+                let backoff = self.config.write_retry_ms << (entry.write_failures - 1).min(5);
+                self.timers.set(Timer::Write(id), self.now + backoff);
+            }
+            WriteOutcome::Inserted | WriteOutcome::AlreadyPresent => {
+                if outcome == WriteOutcome::Inserted {
+                    self.counters.inserted += 1;
+                } else {
+                    self.counters.already_present += 1;
+                }
+                let signers = entry.signatures.len();
+                let after_ms = self.now.saturating_sub(entry.body.observed_at_ms);
+                self.report(Report::Stored { id, outcome, signers, after_ms });
+                self.mark_stored(id);
+            }
+        }
+    }
+
+    /// The price is in the database: forget it, remembering only its id.
+    fn mark_stored(&mut self, id: PriceId) {
+        if let Some(entry) = self.remove(id) {
+            self.stored.insert(entry.body.id);
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: PriceId) -> Option<Entry> {
+        let entry = self.prices.remove(&id)?;
+        if entry.phase == Phase::Collecting {
+            self.leave_collecting(entry.origin);
+        }
+        self.awaiting_reference.remove(&id);
+        for timer in [Timer::CoSign(id), Timer::Write(id), Timer::Retransmit(id), Timer::Expire(id)] {
+            self.timers.cancel(timer);
+        }
+        Some(entry)
+    }
+
+    fn retransmit(&mut self, id: PriceId) {
+        let Some(entry) = self.prices.get_mut(&id) else { return };
+        if entry.phase != Phase::Ready || entry.retransmits >= self.config.max_retransmits {
+            return;
+        }
+        entry.retransmits += 1;
+        let next = self.config.retransmit_after_ms << entry.retransmits.min(10);
+        self.timers.set(Timer::Retransmit(id), self.now + next);
+        self.counters.retransmits += 1;
+        self.broadcast(id, Broadcast::Retransmit);
+    }
+
+    fn expire(&mut self, id: PriceId) {
+        let Some(entry) = self.prices.get(&id) else { return };
+        let ready_until = entry.body.observed_at_ms + self.config.ready_ttl_ms;
+        let reached_quorum = entry.phase != Phase::Collecting;
+        if reached_quorum && self.now < ready_until {
+            self.timers.set(Timer::Expire(id), ready_until);
+            return;
+        }
+        if reached_quorum {
+            self.counters.expired_unstored += 1;
+        } else {
+            self.counters.expired_without_quorum += 1;
+        }
+        self.remove(id);
+        self.report(Report::Expired { id, reached_quorum });
+    }
+
+    fn on_peers(&mut self, count: usize) {
+        let needed = self.config.min_peers;
+        let (before, after) = (self.peers >= needed, count >= needed);
+        self.peers = count;
+        match (before, after) {
+            (false, true) => self.report(Report::PeersEnough { peers: count }),
+            (true, false) => self.report(Report::WaitingForPeers { peers: count, needed }),
+            _ => {}
+        }
+    }
+}

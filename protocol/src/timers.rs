@@ -1,0 +1,61 @@
+//! Every timer a node can set, and the table that orders them. Setting a timer again moves it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::price::PriceId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// Observe and publish this node's own price.
+    Observe,
+    /// Write this node's heartbeat and read the table.
+    Heartbeat,
+    /// This node's wave of the committee may co-sign the price now.
+    CoSign(PriceId),
+    /// The price's write delay is over (or a failed write's backoff).
+    Write(PriceId),
+    /// Send a ready price again if it is still not seen stored.
+    Retransmit(PriceId),
+    /// Drop the price from memory if it is past its time.
+    Expire(PriceId),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    queue: BTreeSet<(u64, Timer)>,
+    deadline: BTreeMap<Timer, u64>,
+}
+
+impl Timers {
+    pub fn set(&mut self, timer: Timer, at: u64) {
+        if let Some(old) = self.deadline.insert(timer, at) {
+            self.queue.remove(&(old, timer));
+        }
+        self.queue.insert((at, timer));
+    }
+
+    pub fn cancel(&mut self, timer: Timer) {
+        if let Some(old) = self.deadline.remove(&timer) {
+            self.queue.remove(&(old, timer));
+        }
+    }
+
+    pub fn next(&self) -> Option<(u64, Timer)> {
+        self.queue.first().copied()
+    }
+
+    /// Removes and returns the earliest timer due at `now`.
+    pub fn pop_due(&mut self, now: u64) -> Option<Timer> {
+        let &(at, timer) = self.queue.first()?;
+        if at > now {
+            return None;
+        }
+        self.queue.pop_first();
+        self.deadline.remove(&timer);
+        Some(timer)
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
