@@ -36,14 +36,22 @@ impl Committee {
 
     /// The wave (0 = the committee) in which `member` co-signs price `id` minted by `origin`;
     /// `None` if `member` is the origin or not on the ring.
-    pub fn wave(&self, id: PriceId, origin: Address, member: Address, size: usize) -> Option<usize> {
+    pub fn wave(
+        &self,
+        id: PriceId,
+        origin: Address,
+        member: Address,
+        size: usize,
+    ) -> Option<usize> {
         if member == origin || size == 0 {
             return None;
         }
         let n = self.ring.len();
         let index = |a: Address| self.ring.binary_search(&(position(&a.0), a)).ok();
         let mine = index(member)?;
-        let start = self.ring.partition_point(|&(p, _)| p < position(&id.0.to_be_bytes()));
+        let start = self
+            .ring
+            .partition_point(|&(p, _)| p < position(&id.0.to_be_bytes()));
         let distance = |i: usize| (i + n - start) % n;
         let mut rank = distance(mine);
         if index(origin).is_some_and(|o| distance(o) < rank) {

@@ -192,9 +192,13 @@ pub enum ConfigError {
     Decimals(u8),
     #[error("quorum must be between 1 and {MAX_SIGNATURES}, not {0}")]
     Quorum(usize),
-    #[error("the signer allowlist has {signers} addresses but quorum is {quorum}: add signers or lower the quorum")]
+    #[error(
+        "the signer allowlist has {signers} addresses but quorum is {quorum}: add signers or lower the quorum"
+    )]
     AllowlistTooSmall { signers: usize, quorum: usize },
-    #[error("a committee of {committee} co-signers cannot reach quorum {quorum} with the origin: use at least quorum - 1")]
+    #[error(
+        "a committee of {committee} co-signers cannot reach quorum {quorum} with the origin: use at least quorum - 1"
+    )]
     Committee { committee: usize, quorum: usize },
     #[error("max deviation is in basis points and at most 10000 (100 %), not {0}")]
     Deviation(u32),
@@ -218,7 +222,11 @@ mod tests {
 
     fn config(signers: usize) -> Config {
         let list = (0..signers as u8).map(|i| Address([i; 20])).collect();
-        Config::new("test", Feed::new("ETH/USD").unwrap(), Signers::Allowlist(list))
+        Config::new(
+            "test",
+            Feed::new("ETH/USD").unwrap(),
+            Signers::Allowlist(list),
+        )
     }
 
     #[test]
@@ -236,10 +244,25 @@ mod tests {
             (|c| c.quorum = 0, ConfigError::Quorum(0)),
             (|c| c.network.clear(), ConfigError::Network),
             (|c| c.decimals = 39, ConfigError::Decimals(39)),
-            (|c| c.committee = 1, ConfigError::Committee { committee: 1, quorum: 3 }),
-            (|c| c.max_deviation_bps = 10_001, ConfigError::Deviation(10_001)),
-            (|c| c.write_retry_ms = 0, ConfigError::ZeroDuration("write_retry")),
-            (|c| c.heartbeat_stale_ms = 5_000, ConfigError::HeartbeatStale),
+            (
+                |c| c.committee = 1,
+                ConfigError::Committee {
+                    committee: 1,
+                    quorum: 3,
+                },
+            ),
+            (
+                |c| c.max_deviation_bps = 10_001,
+                ConfigError::Deviation(10_001),
+            ),
+            (
+                |c| c.write_retry_ms = 0,
+                ConfigError::ZeroDuration("write_retry"),
+            ),
+            (
+                |c| c.heartbeat_stale_ms = 5_000,
+                ConfigError::HeartbeatStale,
+            ),
             (|c| c.ready_ttl_ms = 1, ConfigError::ReadyTtl),
             (|c| c.max_prices = 0, ConfigError::Capacity),
         ];
@@ -268,6 +291,10 @@ mod tests {
         assert_ne!(other.network_id(), base);
         let mut other = config(4);
         other.max_age_ms += 1;
-        assert_eq!(other.network_id(), base, "local policy is not part of the digest");
+        assert_eq!(
+            other.network_id(),
+            base,
+            "local policy is not part of the digest"
+        );
     }
 }

@@ -96,7 +96,8 @@ impl Signature {
     /// not plain verification, so that `v` is checked too: with a wrong `v` a consumer's `ecrecover`
     /// would name somebody else.
     pub fn is_by(&self, digest: &[u8; 32], signer: Address) -> bool {
-        self.recover(digest).is_some_and(|(address, _)| address == signer)
+        self.recover(digest)
+            .is_some_and(|(address, _)| address == signer)
     }
 
     fn split(&self) -> Option<(EcdsaSignature, RecoveryId)> {
@@ -198,7 +199,10 @@ mod tests {
         let key = Keypair::from_entropy([3; 32]);
         for i in 0..64u8 {
             let digest = keccak256(&[i]);
-            assert!(key.sign(&digest).is_by(&digest, key.address()), "digest {i}");
+            assert!(
+                key.sign(&digest).is_by(&digest, key.address()),
+                "digest {i}"
+            );
         }
     }
 
@@ -222,10 +226,7 @@ mod tests {
         let key = Keypair::from_entropy([1; 32]);
         let text = key.address().to_string();
         assert_eq!(Address::parse(&text), Ok(key.address()));
-        assert_eq!(
-            Address::parse("12"),
-            Err(ParseAddressError::MissingPrefix)
-        );
+        assert_eq!(Address::parse("12"), Err(ParseAddressError::MissingPrefix));
         assert_eq!(Address::parse("0x12"), Err(ParseAddressError::Length(1)));
         assert_eq!(Address::parse("0xzz"), Err(ParseAddressError::NotHex));
     }

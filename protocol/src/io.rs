@@ -127,18 +127,52 @@ impl StoredPrice {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    Observed { price: Price, sources: usize },
-    SourcesInsufficient { answered: usize, needed: usize },
-    WaitingForPeers { peers: usize, needed: usize },
-    PeersEnough { peers: usize },
-    Published { id: PriceId, price: Price },
-    CoSigned { id: PriceId, origin: Address },
-    Refused { id: PriceId, why: Refusal },
+    Observed {
+        price: Price,
+        sources: usize,
+    },
+    SourcesInsufficient {
+        answered: usize,
+        needed: usize,
+    },
+    WaitingForPeers {
+        peers: usize,
+        needed: usize,
+    },
+    PeersEnough {
+        peers: usize,
+    },
+    Published {
+        id: PriceId,
+        price: Price,
+    },
+    CoSigned {
+        id: PriceId,
+        origin: Address,
+    },
+    Refused {
+        id: PriceId,
+        why: Refusal,
+    },
     /// `after_ms`: time since the price's observation, by this node's clock.
-    QuorumReached { id: PriceId, signers: usize, after_ms: u64 },
-    Stored { id: PriceId, outcome: WriteOutcome, signers: usize, after_ms: u64 },
-    WriterChanged { writer: bool },
-    Expired { id: PriceId, reached_quorum: bool },
+    QuorumReached {
+        id: PriceId,
+        signers: usize,
+        after_ms: u64,
+    },
+    Stored {
+        id: PriceId,
+        outcome: WriteOutcome,
+        signers: usize,
+        after_ms: u64,
+    },
+    WriterChanged {
+        writer: bool,
+    },
+    Expired {
+        id: PriceId,
+        reached_quorum: bool,
+    },
 }
 
 /// Why this node did not co-sign a price it was asked to.

@@ -125,7 +125,8 @@ impl Node {
                 let mark = self.actions.len();
                 let verdict = self.receive(&bytes);
                 self.counters.count(verdict);
-                self.actions.insert(mark, Action::Verdict { message, verdict });
+                self.actions
+                    .insert(mark, Action::Verdict { message, verdict });
             }
             Event::Signed { id, signature } => self.on_signed(id, signature),
             Event::DatabaseRead { heartbeats, stored } => self.on_database(&heartbeats, &stored),
@@ -180,7 +181,8 @@ impl Node {
     fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::Observe => {
-                self.timers.set(Timer::Observe, self.now + self.config.price_interval_ms);
+                self.timers
+                    .set(Timer::Observe, self.now + self.config.price_interval_ms);
                 self.publish_pending = true;
                 self.request_fetch();
             }
@@ -213,7 +215,10 @@ impl Node {
             None => {
                 self.counters.sources_insufficient += 1;
                 let needed = self.config.min_sources;
-                self.report(Report::SourcesInsufficient { answered: sources, needed });
+                self.report(Report::SourcesInsufficient {
+                    answered: sources,
+                    needed,
+                });
             }
         }
         if std::mem::take(&mut self.publish_pending) {
@@ -253,13 +258,18 @@ impl Node {
         entry.decided = true;
         let digest = entry.digest;
         self.report(Report::Published { id: body.id, price });
-        self.push(Action::Sign { id: body.id, digest });
+        self.push(Action::Sign {
+            id: body.id,
+            digest,
+        });
     }
 
     /// Creates the entry for a new price, within the per-origin and total bounds.
     pub(crate) fn admit(&mut self, body: PriceBody, origin: Address) -> bool {
         let collecting = self.collecting_by_origin.get(&origin).copied().unwrap_or(0);
-        if collecting >= self.config.max_pending_per_origin || self.prices.len() >= self.config.max_prices {
+        if collecting >= self.config.max_pending_per_origin
+            || self.prices.len() >= self.config.max_prices
+        {
             return false;
         }
         *self.collecting_by_origin.entry(origin).or_default() += 1;
@@ -276,14 +286,17 @@ impl Node {
         };
         self.prices.insert(body.id, entry);
         let unready_until = body.observed_at_ms + self.config.max_age_ms + self.config.max_skew_ms;
-        self.timers.set(Timer::Expire(body.id), unready_until.max(self.now));
+        self.timers
+            .set(Timer::Expire(body.id), unready_until.max(self.now));
         true
     }
 
     /// Decides whether to co-sign: the price must still be fresh and close to this node's own
     /// observation, which must itself be recent (if not, observe first and decide then).
     pub(crate) fn consider_cosign(&mut self, id: PriceId) {
-        let Some(entry) = self.prices.get(&id) else { return };
+        let Some(entry) = self.prices.get(&id) else {
+            return;
+        };
         if entry.decided || entry.phase != Phase::Collecting {
             return;
         }
@@ -298,7 +311,10 @@ impl Node {
             self.awaiting_reference.insert(id);
             return self.request_fetch();
         };
-        if !body.price.within_bps(reference, self.config.max_deviation_bps) {
+        if !body
+            .price
+            .within_bps(reference, self.config.max_deviation_bps)
+        {
             return self.refuse(id, Refusal::OutOfBand);
         }
         self.prices.get_mut(&id).expect("checked above").decided = true;
@@ -314,7 +330,9 @@ impl Node {
     }
 
     fn on_signed(&mut self, id: PriceId, signature: Signature) {
-        let Some(entry) = self.prices.get(&id) else { return };
+        let Some(entry) = self.prices.get(&id) else {
+            return;
+        };
         if !signature.is_by(&entry.digest, self.me) {
             self.counters.own_signature_faults += 1;
             return;
@@ -337,7 +355,9 @@ impl Node {
         id: PriceId,
         signatures: impl IntoIterator<Item = (Address, Signature)>,
     ) -> usize {
-        let Some(entry) = self.prices.get_mut(&id) else { return 0 };
+        let Some(entry) = self.prices.get_mut(&id) else {
+            return 0;
+        };
         let mut added = 0;
         for (signer, signature) in signatures {
             if entry.signatures.len() >= crate::wire::MAX_SIGNATURES {
@@ -352,7 +372,12 @@ impl Node {
         }
         entry.last_signature_at = self.now;
         let write_at = self.now + self.config.write_delay_ms;
-        let (count, body, origin, phase) = (entry.signatures.len(), entry.body, entry.origin, entry.phase);
+        let (count, body, origin, phase) = (
+            entry.signatures.len(),
+            entry.body,
+            entry.origin,
+            entry.phase,
+        );
         let signed_by_me = entry.signatures.contains_key(&self.me);
         if phase == Phase::Collecting && count >= self.config.quorum {
             self.prices.get_mut(&id).expect("present").phase = Phase::Ready;
@@ -360,7 +385,11 @@ impl Node {
             self.timers.cancel(Timer::CoSign(id));
             self.counters.quorum_reached += 1;
             let after_ms = self.now.saturating_sub(body.observed_at_ms);
-            self.report(Report::QuorumReached { id, signers: count, after_ms });
+            self.report(Report::QuorumReached {
+                id,
+                signers: count,
+                after_ms,
+            });
             if signed_by_me {
                 let at = write_at + self.config.retransmit_after_ms;
                 self.timers.set(Timer::Retransmit(id), at);
@@ -395,7 +424,10 @@ impl Node {
     }
 
     fn on_heartbeat_timer(&mut self) {
-        self.timers.set(Timer::Heartbeat, self.now + self.config.heartbeat_interval_ms);
+        self.timers.set(
+            Timer::Heartbeat,
+            self.now + self.config.heartbeat_interval_ms,
+        );
         self.push(Action::Heartbeat);
         let oldest_ready = self
             .prices
@@ -403,9 +435,13 @@ impl Node {
             .filter(|e| e.phase != Phase::Collecting)
             .map(|e| e.body.id)
             .min();
-        self.push(Action::ReadDatabase { stored_since: oldest_ready });
+        self.push(Action::ReadDatabase {
+            stored_since: oldest_ready,
+        });
         // Stored ids older than any price still accepted are forgotten.
-        let horizon = self.now.saturating_sub(self.config.ready_ttl_ms + self.config.max_skew_ms);
+        let horizon = self
+            .now
+            .saturating_sub(self.config.ready_ttl_ms + self.config.max_skew_ms);
         self.stored = self.stored.split_off(&PriceId::first_at(horizon));
         if self.writer_until.is_some() && !self.is_writer() {
             self.set_writer(None);
@@ -430,9 +466,13 @@ impl Node {
         let was = self.writer_until.is_some();
         self.writer_until = until;
         if was != until.is_some() {
-            self.report(Report::WriterChanged { writer: until.is_some() });
+            self.report(Report::WriterChanged {
+                writer: until.is_some(),
+            });
         }
-        if until.is_some() {
+        // A new writer takes over every price already due; after that, each price's own timer
+        // (write delay, or a failed write's backoff) says when.
+        if !was && until.is_some() {
             let due: Vec<PriceId> = self
                 .prices
                 .iter()
@@ -448,7 +488,9 @@ impl Node {
         if !self.is_writer() {
             return;
         }
-        let Some(entry) = self.prices.get_mut(&id) else { return };
+        let Some(entry) = self.prices.get_mut(&id) else {
+            return;
+        };
         if entry.phase != Phase::Ready {
             return;
         }
@@ -465,7 +507,9 @@ impl Node {
     }
 
     fn on_write_finished(&mut self, id: PriceId, outcome: WriteOutcome) {
-        let Some(entry) = self.prices.get_mut(&id) else { return };
+        let Some(entry) = self.prices.get_mut(&id) else {
+            return;
+        };
         if entry.phase != Phase::Writing {
             return;
         }
@@ -485,7 +529,12 @@ impl Node {
                 }
                 let signers = entry.signatures.len();
                 let after_ms = self.now.saturating_sub(entry.body.observed_at_ms);
-                self.report(Report::Stored { id, outcome, signers, after_ms });
+                self.report(Report::Stored {
+                    id,
+                    outcome,
+                    signers,
+                    after_ms,
+                });
                 self.mark_stored(id);
             }
         }
@@ -504,14 +553,21 @@ impl Node {
             self.leave_collecting(entry.origin);
         }
         self.awaiting_reference.remove(&id);
-        for timer in [Timer::CoSign(id), Timer::Write(id), Timer::Retransmit(id), Timer::Expire(id)] {
+        for timer in [
+            Timer::CoSign(id),
+            Timer::Write(id),
+            Timer::Retransmit(id),
+            Timer::Expire(id),
+        ] {
             self.timers.cancel(timer);
         }
         Some(entry)
     }
 
     fn retransmit(&mut self, id: PriceId) {
-        let Some(entry) = self.prices.get_mut(&id) else { return };
+        let Some(entry) = self.prices.get_mut(&id) else {
+            return;
+        };
         if entry.phase != Phase::Ready || entry.retransmits >= self.config.max_retransmits {
             return;
         }
@@ -523,7 +579,9 @@ impl Node {
     }
 
     fn expire(&mut self, id: PriceId) {
-        let Some(entry) = self.prices.get(&id) else { return };
+        let Some(entry) = self.prices.get(&id) else {
+            return;
+        };
         let ready_until = entry.body.observed_at_ms + self.config.ready_ttl_ms;
         let reached_quorum = entry.phase != Phase::Collecting;
         if reached_quorum && self.now < ready_until {
@@ -545,7 +603,10 @@ impl Node {
         self.peers = count;
         match (before, after) {
             (false, true) => self.report(Report::PeersEnough { peers: count }),
-            (true, false) => self.report(Report::WaitingForPeers { peers: count, needed }),
+            (true, false) => self.report(Report::WaitingForPeers {
+                peers: count,
+                needed,
+            }),
             _ => {}
         }
     }

@@ -84,14 +84,18 @@ impl Price {
         let text = text.trim();
         let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
         let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
+        if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction)
+        {
             return Err(ParsePriceError::NotDecimal(text.to_owned()));
         }
         let overflow = || ParsePriceError::TooLarge(text.to_owned());
         let mut units: u128 = 0;
-        let digits = whole
-            .bytes()
-            .chain(fraction.bytes().chain(std::iter::repeat(b'0')).take(decimals as usize));
+        let digits = whole.bytes().chain(
+            fraction
+                .bytes()
+                .chain(std::iter::repeat(b'0'))
+                .take(decimals as usize),
+        );
         for digit in digits {
             units = units
                 .checked_mul(10)
@@ -203,8 +207,17 @@ impl PriceId {
 impl fmt::Display for PriceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0.to_be_bytes();
-        let hex = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-        write!(f, "{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16))
+        let hex =
+            |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            hex(0..4),
+            hex(4..6),
+            hex(6..8),
+            hex(8..10),
+            hex(10..16)
+        )
     }
 }
 

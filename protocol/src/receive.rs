@@ -30,7 +30,8 @@ impl Node {
         if signers.keys().any(|&signer| !self.config.allows(signer)) {
             return Verdict::Reject(UnknownSigner);
         }
-        let Some((&origin, &origin_signature)) = signers.iter().find(|(s, _)| body.id.is_from(**s)) else {
+        let Some((&origin, &origin_signature)) = signers.iter().find(|(s, _)| body.id.is_from(**s))
+        else {
             return Verdict::Reject(NoOriginSignature);
         };
         if body.observed_at_ms > self.now + self.config.max_skew_ms {
@@ -45,11 +46,15 @@ impl Node {
         // Below quorum, only fresh prices are worth anything; at quorum, a late price still deserves
         // storing (it may have been cut off by a partition), up to the ready TTL.
         let below_quorum = signers.len() < self.config.quorum;
-        if age > self.config.ready_ttl_ms || (!held && below_quorum && age > self.config.max_age_ms) {
+        if age > self.config.ready_ttl_ms || (!held && below_quorum && age > self.config.max_age_ms)
+        {
             return Verdict::Ignore(Ignored::Stale);
         }
 
-        let was_ready = self.prices.get(&id).is_some_and(|e| e.phase != Phase::Collecting);
+        let was_ready = self
+            .prices
+            .get(&id)
+            .is_some_and(|e| e.phase != Phase::Collecting);
         let digest = match self.prices.get(&id) {
             Some(entry) if entry.body != body => return Verdict::Ignore(Ignored::Equivocation),
             Some(entry) => {
@@ -83,12 +88,15 @@ impl Node {
             .filter(|(s, _)| !entry.signatures.contains_key(s))
             .map(|(&s, &sig)| (s, sig))
             .collect();
-        let (valid, invalid): (Vec<_>, Vec<_>) =
-            unseen.into_iter().partition(|(signer, signature)| signature.is_by(&digest, *signer));
+        let (valid, invalid): (Vec<_>, Vec<_>) = unseen
+            .into_iter()
+            .partition(|(signer, signature)| signature.is_by(&digest, *signer));
         // Valid signatures are kept even from a message that also carries a forgery: each was
         // verified once and need never be again.
         let added = self.add_signatures(id, valid.iter().copied());
-        valid.iter().for_each(|&(signer, _)| self.learn_signer(signer));
+        valid
+            .iter()
+            .for_each(|&(signer, _)| self.learn_signer(signer));
         if !invalid.is_empty() {
             return Verdict::Reject(BadSignature);
         }
@@ -123,7 +131,10 @@ impl Node {
             return;
         }
         let (origin, observed_at) = (entry.origin, entry.body.observed_at_ms);
-        let Some(wave) = self.committee.wave(id, origin, self.me, self.config.committee) else {
+        let Some(wave) = self
+            .committee
+            .wave(id, origin, self.me, self.config.committee)
+        else {
             return;
         };
         let at = observed_at + wave as u64 * self.config.cosign_step_ms;

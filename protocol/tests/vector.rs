@@ -26,7 +26,10 @@ fn hex0x(bytes: &[u8]) -> String {
 }
 
 fn unhex<const N: usize>(text: &str) -> [u8; N] {
-    hex::decode(text.strip_prefix("0x").unwrap()).unwrap().try_into().unwrap()
+    hex::decode(text.strip_prefix("0x").unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
 }
 
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/signed_price.json");
@@ -62,7 +65,11 @@ fn expected() -> Vector {
 #[test]
 fn committed_vector_matches_the_code() {
     if std::env::var_os("WRITE_VECTOR").is_some() {
-        std::fs::write(PATH, serde_json::to_string_pretty(&expected()).unwrap() + "\n").unwrap();
+        std::fs::write(
+            PATH,
+            serde_json::to_string_pretty(&expected()).unwrap() + "\n",
+        )
+        .unwrap();
     }
     let file: Vector = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
     assert_eq!(file, expected());
@@ -79,8 +86,14 @@ fn committed_vector_matches_the_code() {
     };
     let network_id = unhex::<32>(&file.network_id);
     let signed_bytes = hex::decode(&file.signed_bytes[2..]).unwrap();
-    assert_eq!(body.signed_bytes(&network_id).as_slice(), signed_bytes.as_slice());
-    assert_eq!(protocol::keccak256(&signed_bytes), unhex::<32>(&file.digest));
+    assert_eq!(
+        body.signed_bytes(&network_id).as_slice(),
+        signed_bytes.as_slice()
+    );
+    assert_eq!(
+        protocol::keccak256(&signed_bytes),
+        unhex::<32>(&file.digest)
+    );
     let signature = Signature(unhex(&file.signature));
     assert!(signature.is_by(&unhex(&file.digest), key.address()));
     assert!(body.id.is_from(key.address()));
@@ -117,8 +130,16 @@ fn encoding_of_the_vector_message() {
         .map(|(name, range)| format!("{name:>16}: {}", hex::encode(&bytes[range])))
         .collect();
     for (i, entry) in bytes[91..].chunks(85).enumerate() {
-        lines.push(format!("{:>16}: {}", format!("signer {i}"), hex::encode(&entry[..20])));
-        lines.push(format!("{:>16}: {}", format!("signature {i}"), hex::encode(&entry[20..])));
+        lines.push(format!(
+            "{:>16}: {}",
+            format!("signer {i}"),
+            hex::encode(&entry[..20])
+        ));
+        lines.push(format!(
+            "{:>16}: {}",
+            format!("signature {i}"),
+            hex::encode(&entry[20..])
+        ));
     }
     insta::assert_snapshot!(lines.join("\n"));
 }

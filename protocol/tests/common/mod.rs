@@ -41,6 +41,29 @@ pub fn body(origin: &Keypair, observed_at_ms: u64, units: u128) -> PriceBody {
 
 pub fn signed(network_id: [u8; 32], body: PriceBody, signers: &[&Keypair]) -> Message {
     let digest = body.digest(&network_id);
-    let signatures: BTreeMap<_, _> = signers.iter().map(|k| (k.address(), k.sign(&digest))).collect();
+    let signatures: BTreeMap<_, _> = signers
+        .iter()
+        .map(|k| (k.address(), k.sign(&digest)))
+        .collect();
     Message::new(network_id, body, signatures).unwrap()
+}
+
+/// Feeds one event and returns every action it caused.
+pub fn step(node: &mut protocol::Node, now: u64, event: protocol::Event) -> Vec<protocol::Action> {
+    node.handle(now, event);
+    std::iter::from_fn(|| node.poll_action()).collect()
+}
+
+pub fn gossip(bytes: Vec<u8>) -> protocol::Event {
+    protocol::Event::Gossip {
+        message: protocol::MessageRef { peer: 1, token: 7 },
+        bytes,
+    }
+}
+
+pub fn verdict(v: protocol::Verdict) -> protocol::Action {
+    protocol::Action::Verdict {
+        message: protocol::MessageRef { peer: 1, token: 7 },
+        verdict: v,
+    }
 }

@@ -1,0 +1,713 @@
+//! One node at a time: feed events, assert the exact actions.
+
+mod common;
+
+use common::{body, config, gossip, keys, signed, step, verdict};
+use protocol::*;
+
+const T0: u64 = 1_767_225_600_000;
+const PRICE: u128 = 301_245_000_000;
+
+/// When [`observing_node`] is settled: past its first observation, which happens within 10 s.
+const READY: u64 = T0 + 10_000;
+
+/// A node for `keys[me]` at READY, past its first heartbeats and observation (PRICE, not published:
+/// it waits for a peer), so that only what a test feeds it happens next.
+fn observing_node(keys: &[Keypair], me: usize) -> Node {
+    let mut cfg = config(keys);
+    cfg.min_peers = 1;
+    let mut node = Node::new(cfg, keys[me].address(), 42, T0).unwrap();
+    step(&mut node, READY, Event::TimerDue);
+    step(
+        &mut node,
+        READY,
+        Event::PricesFetched {
+            answered: vec![Price(PRICE)],
+            asked: 1,
+        },
+    );
+    node
+}
+
+fn writes(actions: Vec<Action>) -> Vec<Action> {
+    actions
+        .into_iter()
+        .filter(|a| matches!(a, Action::Write(_)))
+        .collect()
+}
+
+fn sign_action(node: &Node, body: PriceBody) -> Action {
+    Action::Sign {
+        id: body.id,
+        digest: body.digest(&node.network_id()),
+    }
+}
+
+#[test]
+fn starts_with_a_heartbeat_then_observes_and_publishes() {
+    let keys = keys(4);
+    let mut node = Node::new(config(&keys), keys[0].address(), 42, T0).unwrap();
+    assert_eq!(node.poll_timeout(), Some((T0, Timer::Heartbeat)));
+    assert_eq!(
+        step(&mut node, T0, Event::TimerDue),
+        [
+            Action::Heartbeat,
+            Action::ReadDatabase { stored_since: None }
+        ]
+    );
+    let (at, timer) = node.poll_timeout().unwrap();
+    assert_eq!(timer, Timer::Observe);
+    assert!(
+        (T0..T0 + 10_000).contains(&at),
+        "first observation within 10 s of start"
+    );
+    assert_eq!(step(&mut node, at, Event::TimerDue), [Action::FetchPrices]);
+
+    let actions = step(
+        &mut node,
+        at,
+        Event::PricesFetched {
+            answered: vec![Price(3), Price(PRICE), Price(PRICE + 2)],
+            asked: 3,
+        },
+    );
+    let Action::Sign { id, digest } = actions[2] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(
+        actions,
+        [
+            Action::Report(Report::Observed {
+                price: Price(PRICE),
+                sources: 3
+            }),
+            Action::Report(Report::Published {
+                id,
+                price: Price(PRICE)
+            }),
+            Action::Sign { id, digest },
+        ]
+    );
+    assert!(id.is_from(keys[0].address()) && id.unix_ms() == at);
+
+    let actions = step(
+        &mut node,
+        at,
+        Event::Signed {
+            id,
+            signature: keys[0].sign(&digest),
+        },
+    );
+    let [
+        Action::Broadcast {
+            id: sent,
+            why: Broadcast::Publish,
+            bytes,
+        },
+    ] = &actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    let message = Message::decode(bytes).unwrap();
+    assert_eq!(
+        (*sent, message.body.id, message.body.price),
+        (id, id, Price(PRICE))
+    );
+    assert_eq!(
+        message.signatures().keys().copied().collect::<Vec<_>>(),
+        [keys[0].address()]
+    );
+    assert_eq!(node.counters().published, 1);
+}
+
+#[test]
+fn too_few_sources_or_peers_publish_nothing() {
+    let keys = keys(4);
+    let mut cfg = config(&keys);
+    cfg.min_sources = 2;
+    cfg.min_peers = 3;
+    let mut node = Node::new(cfg, keys[0].address(), 42, T0).unwrap();
+    step(&mut node, T0, Event::TimerDue);
+    let at = node.poll_timeout().unwrap().0;
+    step(&mut node, at, Event::TimerDue);
+    assert_eq!(
+        step(
+            &mut node,
+            at,
+            Event::PricesFetched {
+                answered: vec![Price(PRICE)],
+                asked: 3
+            }
+        ),
+        [Action::Report(Report::SourcesInsufficient {
+            answered: 1,
+            needed: 2
+        })]
+    );
+    let at = at + 600_000;
+    step(&mut node, at, Event::TimerDue);
+    let answered = vec![Price(PRICE), Price(PRICE)];
+    assert_eq!(
+        step(&mut node, at, Event::PricesFetched { answered, asked: 3 }),
+        [
+            Action::Report(Report::Observed {
+                price: Price(PRICE),
+                sources: 2
+            }),
+            Action::Report(Report::WaitingForPeers {
+                peers: 0,
+                needed: 3
+            }),
+        ]
+    );
+    assert_eq!(
+        step(&mut node, at, Event::PeersChanged { count: 3 }),
+        [Action::Report(Report::PeersEnough { peers: 3 })]
+    );
+    assert_eq!(node.counters().publications_skipped, 2);
+}
+
+#[test]
+fn committee_member_observes_then_cosigns() {
+    let keys = keys(4);
+    let mut node = Node::new(config(&keys), keys[1].address(), 42, T0).unwrap();
+    step(&mut node, T0, Event::TimerDue);
+    let b = body(&keys[0], T0, PRICE + 100);
+    let bytes = signed(node.network_id(), b, &[&keys[0]]).encode();
+    // No recent observation of its own yet: it observes first.
+    assert_eq!(
+        step(&mut node, T0 + 50, gossip(bytes)),
+        [verdict(Verdict::Accept), Action::FetchPrices]
+    );
+    assert_eq!(
+        step(
+            &mut node,
+            T0 + 80,
+            Event::PricesFetched {
+                answered: vec![Price(PRICE)],
+                asked: 1
+            }
+        ),
+        [
+            Action::Report(Report::Observed {
+                price: Price(PRICE),
+                sources: 1
+            }),
+            sign_action(&node, b)
+        ]
+    );
+    let signature = keys[1].sign(&b.digest(&node.network_id()));
+    let actions = step(
+        &mut node,
+        T0 + 90,
+        Event::Signed {
+            id: b.id,
+            signature,
+        },
+    );
+    let [
+        Action::Report(Report::CoSigned { id, origin }),
+        Action::Broadcast {
+            why: Broadcast::CoSign,
+            bytes,
+            ..
+        },
+    ] = &actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!((*id, *origin), (b.id, keys[0].address()));
+    assert_eq!(Message::decode(bytes).unwrap().signatures().len(), 2);
+}
+
+#[test]
+fn never_signs_the_same_id_twice() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 1);
+    let b = body(&keys[0], READY, PRICE);
+    let first = signed(node.network_id(), b, &[&keys[0]]).encode();
+    assert_eq!(
+        step(&mut node, READY, gossip(first)),
+        [verdict(Verdict::Accept), sign_action(&node, b)]
+    );
+    // Another version of the same price, before this node's own signature came back.
+    let second = signed(node.network_id(), b, &[&keys[0], &keys[2]]).encode();
+    assert_eq!(
+        step(&mut node, READY + 1, gossip(second)),
+        [verdict(Verdict::Accept)]
+    );
+}
+
+#[test]
+fn refuses_prices_out_of_band_or_stale() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 1);
+    let far = body(&keys[0], READY, PRICE + PRICE / 50); // 2 % away, bound is 1 %
+    let net = node.network_id();
+    let actions = step(
+        &mut node,
+        READY,
+        gossip(signed(net, far, &[&keys[0]]).encode()),
+    );
+    assert_eq!(
+        actions,
+        [
+            verdict(Verdict::Accept),
+            Action::Report(Report::Refused {
+                id: far.id,
+                why: Refusal::OutOfBand
+            })
+        ]
+    );
+    let now = READY + 200_000;
+    let old = body(&keys[0], now - 180_001, PRICE);
+    let actions = step(
+        &mut node,
+        now,
+        gossip(signed(net, old, &[&keys[0]]).encode()),
+    );
+    assert_eq!(actions, [verdict(Verdict::Ignore(Ignored::Stale))]);
+    assert_eq!(node.counters().refused, 1);
+}
+
+#[test]
+fn later_waves_wait_and_stand_down_once_quorum_is_reached() {
+    let keys = keys(12);
+    let cfg = config(&keys);
+    // Find a node of the second wave for some price.
+    let keys = &keys;
+    let (me, b) = (1..12)
+        .flat_map(|me| (0..50).map(move |i| (me, body(&keys[0], READY + i, PRICE))))
+        .find(|&(me, b)| {
+            let mut node = observing_node(keys, me);
+            let bytes = signed(node.network_id(), b, &[&keys[0]]).encode();
+            let first = step(&mut node, b.observed_at_ms, gossip(bytes));
+            let sign = sign_action(&node, b);
+            let before = step(
+                &mut node,
+                b.observed_at_ms + cfg.cosign_step_ms - 1,
+                Event::TimerDue,
+            );
+            let at_step = step(
+                &mut node,
+                b.observed_at_ms + cfg.cosign_step_ms,
+                Event::TimerDue,
+            );
+            first == [verdict(Verdict::Accept)]
+                && !before.contains(&sign)
+                && at_step.contains(&sign)
+        })
+        .expect("some node is in the second wave");
+    let mut node = observing_node(keys, me);
+    let net = node.network_id();
+    let others: Vec<&Keypair> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != me)
+        .map(|(_, k)| k)
+        .collect();
+    step(
+        &mut node,
+        b.observed_at_ms,
+        gossip(signed(net, b, &[&keys[0]]).encode()),
+    );
+    let quorum = signed(net, b, &[others[0], others[1], others[2]]);
+    let actions = step(&mut node, b.observed_at_ms + 10, gossip(quorum.encode()));
+    assert_eq!(
+        actions,
+        [
+            verdict(Verdict::Accept),
+            Action::Report(Report::QuorumReached {
+                id: b.id,
+                signers: 3,
+                after_ms: 10
+            }),
+        ]
+    );
+    let sign = sign_action(&node, b);
+    assert!(
+        !step(&mut node, b.observed_at_ms + 5_000, Event::TimerDue).contains(&sign),
+        "no co-sign after quorum"
+    );
+
+    // Without quorum, the second wave signs when its turn comes.
+    let mut node = observing_node(keys, me);
+    step(
+        &mut node,
+        b.observed_at_ms,
+        gossip(signed(net, b, &[&keys[0]]).encode()),
+    );
+    let sign = sign_action(&node, b);
+    assert!(!step(&mut node, b.observed_at_ms + 4_999, Event::TimerDue).contains(&sign));
+    assert!(step(&mut node, b.observed_at_ms + 5_000, Event::TimerDue).contains(&sign));
+}
+
+#[test]
+fn bad_input_is_dropped_counted_and_never_signed() {
+    let keys = keys(5);
+    let cfg = config(&keys[..4]);
+    let mut node = Node::new(cfg.clone(), keys[1].address(), 42, T0).unwrap();
+    step(&mut node, T0, Event::TimerDue);
+    let net = node.network_id();
+    let good = body(&keys[0], T0, PRICE);
+    let mut forged = signed(net, good, &[&keys[0]]).encode();
+    forged[91 + 20] ^= 1;
+    let mut other_network = cfg.clone();
+    other_network.network = "elsewhere".into();
+    let mut wrong_id = good;
+    wrong_id.observed_at_ms += 1;
+    let mut bad_version = good;
+    bad_version.id = PriceId(good.id.0 & !(0xf << 76));
+    let mut other_feed = good;
+    other_feed.feed = Feed::new("BTC/USD").unwrap();
+    let cases: Vec<(Vec<u8>, Verdict)> = vec![
+        (
+            vec![],
+            Verdict::Reject(Misbehaviour::Malformed(DecodeError::Truncated)),
+        ),
+        (
+            vec![0xff; 4000],
+            Verdict::Reject(Misbehaviour::Malformed(DecodeError::TooLong(4000))),
+        ),
+        (
+            signed(other_network.network_id(), good, &[&keys[0]]).encode(),
+            Verdict::Reject(Misbehaviour::WrongNetwork),
+        ),
+        (
+            signed(net, other_feed, &[&keys[0]]).encode(),
+            Verdict::Reject(Misbehaviour::WrongFeed),
+        ),
+        (
+            signed(net, wrong_id, &[&keys[0]]).encode(),
+            Verdict::Reject(Misbehaviour::BadId),
+        ),
+        (
+            signed(net, bad_version, &[&keys[0]]).encode(),
+            Verdict::Reject(Misbehaviour::BadId),
+        ),
+        (
+            signed(net, good, &[&keys[0], &keys[4]]).encode(),
+            Verdict::Reject(Misbehaviour::UnknownSigner),
+        ),
+        (
+            signed(net, good, &[&keys[2]]).encode(),
+            Verdict::Reject(Misbehaviour::NoOriginSignature),
+        ),
+        (forged, Verdict::Reject(Misbehaviour::BadSignature)),
+        (
+            signed(net, body(&keys[0], T0 + 60_001, PRICE), &[&keys[0]]).encode(),
+            Verdict::Reject(Misbehaviour::FromFuture),
+        ),
+    ];
+    for (i, (bytes, expected)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            step(&mut node, T0, gossip(bytes)),
+            [verdict(expected)],
+            "case {i}"
+        );
+    }
+    assert_eq!(node.counters().rejected_total(), 10);
+    assert_eq!(node.counters().rejected[&Misbehaviour::BadId], 2);
+    assert_eq!(node.footprint().0, 0, "nothing kept");
+
+    // A signer listed twice never decodes.
+    let mut twice = signed(net, good, &[&keys[0], &keys[2]]).encode();
+    let (first, second) = twice[91..].split_at_mut(85);
+    second[..20].copy_from_slice(&first[..20]);
+    let actions = step(&mut node, T0, gossip(twice));
+    assert!(matches!(
+        actions[..],
+        [Action::Verdict {
+            verdict: Verdict::Reject(Misbehaviour::Malformed(
+                DecodeError::DuplicateSigner | DecodeError::Unsorted
+            )),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn equivocation_is_ignored_and_the_first_body_kept() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    let net = node.network_id();
+    let b = body(&keys[0], READY, PRICE);
+    step(
+        &mut node,
+        READY,
+        gossip(signed(net, b, &[&keys[0]]).encode()),
+    );
+    let mut twin = b;
+    twin.price = Price(PRICE + 1);
+    assert_eq!(
+        step(
+            &mut node,
+            READY,
+            gossip(signed(net, twin, &[&keys[0], &keys[1]]).encode())
+        ),
+        [verdict(Verdict::Ignore(Ignored::Equivocation))]
+    );
+}
+
+#[test]
+fn each_signature_is_verified_once() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    let net = node.network_id();
+    let b = body(&keys[0], READY, PRICE + 10_000_000_000); // out of band: this node will not sign
+    step(
+        &mut node,
+        READY,
+        gossip(signed(net, b, &[&keys[0], &keys[1]]).encode()),
+    );
+    // Same signers again, one signature corrupted: not checked again, so not even noticed.
+    let mut again = signed(net, b, &[&keys[0], &keys[1]]).encode();
+    let last = again.len() - 2;
+    again[last] ^= 1;
+    assert_eq!(
+        step(&mut node, READY, gossip(again)),
+        [verdict(Verdict::Ignore(Ignored::Duplicate))]
+    );
+    // A new signer is checked; with a forged neighbour, the valid new one is still kept.
+    let mut mixed = signed(net, b, &[&keys[0], &keys[2]]).encode();
+    let sig_of_origin = 91 + 85 * usize::from(keys[2].address() < keys[0].address()) + 20;
+    mixed[sig_of_origin] ^= 1;
+    let actions = step(&mut node, READY, gossip(mixed));
+    assert_eq!(
+        actions[0],
+        verdict(Verdict::Accept),
+        "origin copy is known; only the new signer was checked"
+    );
+    assert!(matches!(
+        actions[1],
+        Action::Report(Report::QuorumReached { signers: 3, .. })
+    ));
+}
+
+#[test]
+fn one_origin_cannot_fill_memory() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    let net = node.network_id();
+    let limit = node.config().max_pending_per_origin as u64;
+    for i in 0..limit + 5 {
+        let far = body(&keys[0], READY + i, PRICE * 2); // out of band: held, never signed
+        let v = step(
+            &mut node,
+            READY + i,
+            gossip(signed(net, far, &[&keys[0]]).encode()),
+        )[0]
+        .clone();
+        let expected = if i < limit {
+            Verdict::Accept
+        } else {
+            Verdict::Ignore(Ignored::OriginLimit)
+        };
+        assert_eq!(v, verdict(expected), "price {i}");
+    }
+    assert_eq!(node.footprint().0 as u64, limit);
+    // Past their age (max age + skew) they are dropped, and the origin may publish again.
+    step(&mut node, READY + limit + 240_000, Event::TimerDue);
+    assert_eq!(node.footprint().0, 0);
+    assert_eq!(node.counters().expired_without_quorum, limit);
+}
+
+#[test]
+fn the_writer_writes_each_ready_price_once_and_retries_failures() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    let net = node.network_id();
+    let me = keys[3].address();
+    let rows = |age_ms| {
+        keys.iter()
+            .map(|k| Heartbeat {
+                node: k.address(),
+                age_ms,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Make this node the writer: find a term in which it wins.
+    let mut now = READY;
+    loop {
+        let actions = step(
+            &mut node,
+            now,
+            Event::DatabaseRead {
+                heartbeats: rows(0),
+                stored: vec![],
+            },
+        );
+        if node.is_writer() {
+            assert_eq!(
+                actions,
+                [Action::Report(Report::WriterChanged { writer: true })]
+            );
+            break;
+        }
+        now += 60_000;
+    }
+    let b = body(&keys[0], now, PRICE + 10_000_000_000); // out of band: this node will not sign
+    let ready = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
+    step(&mut node, now, gossip(ready.encode()));
+    let write_at = now + 30_000;
+    // Keep the writer's lease alive until the write is due.
+    for t in (now..write_at).step_by(5_000) {
+        step(
+            &mut node,
+            t,
+            Event::DatabaseRead {
+                heartbeats: rows(0),
+                stored: vec![],
+            },
+        );
+    }
+    let row = StoredPrice {
+        message: ready.clone(),
+        origin: keys[0].address(),
+        last_signature_at_ms: now,
+        writer: me,
+    };
+    assert_eq!(writes(step(&mut node, write_at - 1, Event::TimerDue)), []);
+    assert_eq!(
+        writes(step(&mut node, write_at, Event::TimerDue)),
+        [Action::Write(row.clone())]
+    );
+    // Failure: retried after the backoff, not before.
+    step(
+        &mut node,
+        write_at + 10,
+        Event::WriteFinished {
+            id: b.id,
+            outcome: WriteOutcome::Failed,
+        },
+    );
+    step(
+        &mut node,
+        write_at + 11,
+        Event::DatabaseRead {
+            heartbeats: rows(0),
+            stored: vec![],
+        },
+    );
+    assert_eq!(
+        writes(step(&mut node, write_at + 1_009, Event::TimerDue)),
+        []
+    );
+    assert_eq!(
+        writes(step(&mut node, write_at + 1_010, Event::TimerDue)),
+        [Action::Write(row)]
+    );
+    let actions = step(
+        &mut node,
+        write_at + 1_020,
+        Event::WriteFinished {
+            id: b.id,
+            outcome: WriteOutcome::Inserted,
+        },
+    );
+    assert!(matches!(
+        actions[..],
+        [Action::Report(Report::Stored {
+            outcome: WriteOutcome::Inserted,
+            signers: 3,
+            ..
+        })]
+    ));
+    // A late copy is recognised as stored.
+    assert_eq!(
+        step(&mut node, write_at + 2_000, gossip(ready.encode())),
+        [verdict(Verdict::Ignore(Ignored::AlreadyStored))]
+    );
+    assert_eq!((node.counters().writes, node.counters().inserted), (2, 1));
+}
+
+#[test]
+fn stale_heartbeats_and_an_unreachable_database_never_make_a_writer() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 0);
+    let me = keys[0].address();
+    for term in 0..20u64 {
+        let now = READY + term * 60_000;
+        // Only this node's row is there, but it is stale: no writer at all.
+        let heartbeats = vec![Heartbeat {
+            node: me,
+            age_ms: 15_001,
+        }];
+        step(
+            &mut node,
+            now,
+            Event::DatabaseRead {
+                heartbeats,
+                stored: vec![],
+            },
+        );
+        assert!(!node.is_writer());
+        step(
+            &mut node,
+            now,
+            Event::DatabaseRead {
+                heartbeats: vec![Heartbeat {
+                    node: me,
+                    age_ms: 0,
+                }],
+                stored: vec![],
+            },
+        );
+        assert!(node.is_writer());
+        assert_eq!(
+            step(&mut node, now, Event::DatabaseUnreachable),
+            [Action::Report(Report::WriterChanged { writer: false })]
+        );
+        assert!(!node.is_writer());
+    }
+    // Without new reads, the lease runs out by itself.
+    step(
+        &mut node,
+        READY,
+        Event::DatabaseRead {
+            heartbeats: vec![Heartbeat {
+                node: me,
+                age_ms: 0,
+            }],
+            stored: vec![],
+        },
+    );
+    let later = READY + 20 * 60_000 + 15_000;
+    node.handle(later, Event::TimerDue);
+    assert!(!node.is_writer());
+}
+
+#[test]
+fn time_never_runs_backwards() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 1);
+    let b = body(&keys[0], READY + 100_000, PRICE);
+    step(&mut node, READY + 100_000, Event::PeersChanged { count: 0 });
+    // An event stamped earlier is handled at the latest time seen: the reference from READY is stale.
+    let net = node.network_id();
+    let actions = step(
+        &mut node,
+        READY,
+        gossip(signed(net, b, &[&keys[0]]).encode()),
+    );
+    assert_eq!(actions, [verdict(Verdict::Accept), Action::FetchPrices]);
+}
+
+#[test]
+fn config_errors_are_typed() {
+    let keys = keys(4);
+    let outsider = Keypair::from_entropy([5; 32]).address();
+    assert_eq!(
+        Node::new(config(&keys), outsider, 1, T0).err(),
+        Some(ConfigError::NotAllowlisted(outsider))
+    );
+    let mut bad = config(&keys);
+    bad.quorum = 5;
+    assert_eq!(
+        Node::new(bad, keys[0].address(), 1, T0).err(),
+        Some(ConfigError::AllowlistTooSmall {
+            signers: 4,
+            quorum: 5
+        })
+    );
+}
