@@ -109,8 +109,14 @@ impl Node {
         let entry = &self.prices[&id];
         match entry.phase {
             Phase::Collecting => self.schedule_cosign(id),
-            // Reached quorum here from pieces nobody else may have put together: tell everyone.
-            _ if entry.signatures.len() > signers.len() => self.broadcast(id, Broadcast::Merge),
+            // Reached quorum from pieces no single message carried: a signer of the price tells
+            // everyone. Only signers, so merges per price stay within the committee's size however
+            // many nodes there are (the others reach quorum from the same pieces anyway).
+            _ if entry.signatures.len() > signers.len()
+                && entry.signatures.contains_key(&self.me) =>
+            {
+                self.broadcast(id, Broadcast::Merge)
+            }
             _ => {}
         }
         Verdict::Accept

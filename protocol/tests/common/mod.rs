@@ -1,6 +1,8 @@
 //! Shared test fixtures: deterministic keys, configs and signed messages.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use protocol::{Address, Config, Feed, Keypair, Message, Price, PriceBody, PriceId, Signers};

@@ -1,0 +1,42 @@
+//! Four nodes from start to stored prices, as one readable trace.
+
+mod common;
+
+use common::cluster::Cluster;
+use protocol::*;
+
+const T0: u64 = 1_767_225_600_000;
+
+#[test]
+fn four_nodes_store_each_price_once_with_a_quorum() {
+    let keys = common::keys(4);
+    let mut config = common::config(&keys);
+    config.min_peers = 3;
+    let network_id = config.network_id();
+    let mut cluster = Cluster::new(keys, config, T0);
+    cluster.run_until(T0 + 60_000);
+
+    assert_eq!(cluster.stored.len(), 4, "each node's first price is stored");
+    assert_eq!(cluster.duplicate_inserts, 0);
+    for (id, row) in &cluster.stored {
+        let digest = row.message.body.digest(&network_id);
+        assert!(row.signatures().len() >= 3, "{id}");
+        assert!(
+            row.signatures()
+                .iter()
+                .all(|(&signer, s)| s.is_by(&digest, signer))
+        );
+        assert!(id.is_from(row.origin));
+    }
+    // Per price: one publication, a co-signature from each of the committee of 3, and merges only
+    // from signers (at most one each).
+    for id in cluster.stored.keys() {
+        let of_id = |kind: &str| {
+            let needle = format!("broadcast {kind} {id}");
+            cluster.trace.iter().filter(|l| l.contains(&needle)).count()
+        };
+        assert_eq!((of_id("Publish"), of_id("CoSign")), (1, 3), "{id}");
+        assert!(of_id("Merge") <= 4, "{id}");
+    }
+    insta::assert_snapshot!(cluster.trace.join("\n"));
+}
