@@ -3,7 +3,6 @@
 mod common;
 
 use common::cluster::Cluster;
-use protocol::*;
 
 const T0: u64 = 1_767_225_600_000;
 
