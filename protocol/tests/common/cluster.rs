@@ -147,12 +147,15 @@ impl Cluster {
             Action::Write(row) => {
                 let id = row.message.body.id;
                 self.log(i, format!("write {id} [{}]", self.signers(&row.message)));
-                let outcome = if self.stored.contains_key(&id) {
-                    self.duplicate_inserts += 1;
-                    WriteOutcome::AlreadyPresent
-                } else {
-                    self.stored.insert(id, row);
-                    WriteOutcome::Inserted
+                let outcome = match self.stored.entry(id) {
+                    std::collections::btree_map::Entry::Occupied(_) => {
+                        self.duplicate_inserts += 1;
+                        WriteOutcome::AlreadyPresent
+                    }
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(row);
+                        WriteOutcome::Inserted
+                    }
                 };
                 self.inbox
                     .push_back((i, Event::WriteFinished { id, outcome }));
