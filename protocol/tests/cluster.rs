@@ -38,4 +38,13 @@ fn four_nodes_store_each_price_once_with_a_quorum() {
         assert!(of_id("Merge") <= 4, "{id}");
     }
     insta::assert_snapshot!(cluster.trace.join("\n"));
+
+    // Every node learns from the database that the prices are stored, forgets them, and so never
+    // retransmits them.
+    cluster.run_until(T0 + 300_000);
+    for node in &cluster.nodes {
+        assert_eq!(node.footprint().0, 0, "{:?}", node.address());
+        assert_eq!(node.counters().retransmits, 0);
+    }
+    assert_eq!(cluster.stored.len(), 4);
 }
