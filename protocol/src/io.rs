@@ -12,9 +12,9 @@ use crate::wire::Message;
 pub enum Event {
     /// The deadline from [`crate::Node::poll_timeout`] has passed.
     TimerDue,
-    /// Answer to [`Action::FetchPrices`]: the prices of the sources that answered (already in the
-    /// feed's fixed-point units) and how many sources were asked. Failures are the driver's to log.
-    PricesFetched { answered: Vec<Price>, asked: usize },
+    /// Answer to [`Action::FetchPrices`]: the prices of the sources that answered, already in the
+    /// feed's fixed-point units. Which sources failed, and why, is the driver's to log.
+    PricesFetched { answered: Vec<Price> },
     /// A gossip message arrived. Exactly one [`Action::Verdict`] answers it.
     Gossip { message: MessageRef, bytes: Vec<u8> },
     /// Answer to [`Action::Sign`].

@@ -119,7 +119,7 @@ impl Node {
                     self.on_timer(timer);
                 }
             }
-            Event::PricesFetched { answered, asked: _ } => self.on_prices(answered),
+            Event::PricesFetched { answered } => self.on_prices(answered),
             Event::Gossip { message, bytes } => {
                 // The verdict goes out first, before what the message caused.
                 let mark = self.actions.len();

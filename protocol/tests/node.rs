@@ -135,8 +135,7 @@ fn too_few_sources_or_peers_publish_nothing() {
             &mut node,
             at,
             Event::PricesFetched {
-                answered: vec![Price(PRICE)],
-                asked: 3
+                answered: vec![Price(PRICE)]
             }
         ),
         [Action::Report(Report::SourcesInsufficient {
@@ -148,7 +147,7 @@ fn too_few_sources_or_peers_publish_nothing() {
     step(&mut node, at, Event::TimerDue);
     let answered = vec![Price(PRICE), Price(PRICE)];
     assert_eq!(
-        step(&mut node, at, Event::PricesFetched { answered, asked: 3 }),
+        step(&mut node, at, Event::PricesFetched { answered }),
         [
             Action::Report(Report::Observed {
                 price: Price(PRICE),
@@ -184,8 +183,7 @@ fn committee_member_observes_then_cosigns() {
             &mut node,
             T0 + 80,
             Event::PricesFetched {
-                answered: vec![Price(PRICE)],
-                asked: 1
+                answered: vec![Price(PRICE)]
             }
         ),
         [

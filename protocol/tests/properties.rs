@@ -172,7 +172,7 @@ impl World {
                     .iter()
                     .map(|&d| Price((PRICE as i128 + i128::from(d) * 1_000_000) as u128))
                     .collect();
-                self.feed(Event::PricesFetched { answered, asked: 3 })
+                self.feed(Event::PricesFetched { answered })
             }
             Op::Price {
                 origin,

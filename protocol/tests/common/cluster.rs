@@ -98,8 +98,7 @@ impl Cluster {
             Action::FetchPrices => {
                 self.log(i, "fetch prices".into());
                 let answered = vec![self.price];
-                self.inbox
-                    .push_back((i, Event::PricesFetched { answered, asked: 1 }));
+                self.inbox.push_back((i, Event::PricesFetched { answered }));
             }
             Action::Sign { id, digest } => {
                 self.log(i, format!("sign {id}"));
