@@ -23,7 +23,6 @@ fn observing_node(keys: &[Keypair], me: usize) -> Node {
         READY,
         Event::PricesFetched {
             answered: vec![Price(PRICE)],
-            asked: 1,
         },
     );
     node
@@ -68,7 +67,6 @@ fn starts_with_a_heartbeat_then_observes_and_publishes() {
         at,
         Event::PricesFetched {
             answered: vec![Price(3), Price(PRICE), Price(PRICE + 2)],
-            asked: 3,
         },
     );
     let Action::Sign { id, digest } = actions[2] else {
