@@ -5,6 +5,7 @@
 //! and calls [`Node::handle`] with [`Event::TimerDue`] once [`Node::poll_timeout`]'s deadline passes.
 //! The node does no I/O, reads no clock and draws randomness only from the seed it was given.
 
+pub mod audit;
 mod committee;
 pub mod config;
 pub mod crypto;
@@ -17,6 +18,7 @@ mod receive;
 pub mod timers;
 pub mod wire;
 
+pub use audit::{Flaw, audit};
 pub use config::{Config, ConfigError, Signers};
 pub use crypto::{Address, Keypair, Signature, keccak256};
 pub use io::{

@@ -11,21 +11,13 @@ fn four_nodes_store_each_price_once_with_a_quorum() {
     let keys = common::keys(4);
     let mut config = common::config(&keys);
     config.min_peers = 3;
-    let network_id = config.network_id();
-    let mut cluster = Cluster::new(keys, config, T0);
+    let mut cluster = Cluster::new(keys, config.clone(), T0);
     cluster.run_until(T0 + 60_000);
 
     assert_eq!(cluster.stored.len(), 4, "each node's first price is stored");
     assert_eq!(cluster.duplicate_inserts, 0);
-    for (id, row) in &cluster.stored {
-        let digest = row.message.body.digest(&network_id);
-        assert!(row.signatures().len() >= 3, "{id}");
-        assert!(
-            row.signatures()
-                .iter()
-                .all(|(&signer, s)| s.is_by(&digest, signer))
-        );
-        assert!(id.is_from(row.origin));
+    for row in cluster.stored.values() {
+        assert_eq!(row.audit(&config), Ok(()));
     }
     // Per price: one publication, a co-signature from each of the committee of 3, and merges only
     // from signers (at most one each).

@@ -103,8 +103,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct World {
     node: Node,
     keys: Vec<Keypair>,
-    quorum: usize,
-    allowed: BTreeSet<Address>,
+    config: Config,
     now: u64,
     pending_signs: Vec<(PriceId, [u8; 32])>,
     pending_writes: Vec<PriceId>,
@@ -128,14 +127,7 @@ impl World {
                     self.pending_signs.push((id, digest));
                 }
                 Action::Write(row) => {
-                    let digest = row.message.body.digest(&network_id);
-                    prop_assert!(row.signatures().len() >= self.quorum);
-                    for (&signer, signature) in row.signatures() {
-                        prop_assert!(self.allowed.contains(&signer));
-                        prop_assert!(signature.is_by(&digest, signer));
-                    }
-                    prop_assert!(row.signatures().contains_key(&row.origin));
-                    prop_assert!(row.message.body.id.is_from(row.origin));
+                    prop_assert_eq!(row.audit(&self.config), Ok(()));
                     *self.written.entry(row.message.body.id).or_default() += 1;
                     self.pending_writes.push(row.message.body.id);
                 }
@@ -271,10 +263,9 @@ proptest! {
             config.max_prices = 6;
             config.max_pending_per_origin = 2;
         }
-        let allowed = keys[..4].iter().map(Keypair::address).collect();
-        let node = Node::new(config, keys[me].address(), 7, T0).unwrap();
+        let node = Node::new(config.clone(), keys[me].address(), 7, T0).unwrap();
         let mut world = World {
-            node, keys, quorum, allowed, now: T0,
+            node, keys, config, now: T0,
             pending_signs: vec![], pending_writes: vec![], signed_ids: BTreeSet::new(),
             written: BTreeMap::new(), gossip_in: 0, verdicts_out: 0,
         };

@@ -143,3 +143,50 @@ fn encoding_of_the_vector_message() {
     }
     insta::assert_snapshot!(lines.join("\n"));
 }
+
+#[test]
+fn audit_accepts_the_vector_quorum_and_names_each_flaw() {
+    let keys = common::keys(4);
+    let config = common::config(&keys[..3]);
+    let net = config.network_id();
+    let body = common::body(&keys[0], 1_767_225_600_000, 301_245_170_000);
+    let digest = body.digest(&net);
+    let sig = |k: &Keypair| (k.address(), k.sign(&digest));
+    let good = [sig(&keys[0]), sig(&keys[1]), sig(&keys[2])];
+    let origin = keys[0].address();
+    assert_eq!(protocol::audit(&config, &net, &body, origin, &good), Ok(()));
+
+    let mut changed = body;
+    changed.price = Price(body.price.0 + 1);
+    assert_eq!(
+        protocol::audit(&config, &net, &changed, origin, &good),
+        Err(protocol::Flaw::BadSignature(good[0].0))
+    );
+    let twice = [good[0], good[1], good[1]];
+    assert_eq!(
+        protocol::audit(&config, &net, &body, origin, &twice),
+        Err(protocol::Flaw::DuplicateSigner(good[1].0))
+    );
+    let foreign = [good[0], good[1], sig(&keys[3])];
+    assert_eq!(
+        protocol::audit(&config, &net, &body, origin, &foreign),
+        Err(protocol::Flaw::UnknownSigner(keys[3].address()))
+    );
+    assert_eq!(
+        protocol::audit(&config, &net, &body, origin, &good[..2]),
+        Err(protocol::Flaw::BelowQuorum {
+            signers: 2,
+            quorum: 3
+        })
+    );
+    assert_eq!(
+        protocol::audit(&config, &net, &body, keys[1].address(), &good),
+        Err(protocol::Flaw::BadId)
+    );
+    assert_eq!(
+        protocol::audit(&config, &[0; 32], &body, origin, &good),
+        Err(protocol::Flaw::WrongNetwork)
+    );
+    let not_origin = [good[1], good[2], good[1]];
+    assert!(protocol::audit(&config, &net, &body, origin, &not_origin[..2]).is_err());
+}
