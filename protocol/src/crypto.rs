@@ -157,6 +157,15 @@ impl Keypair {
         self.address
     }
 
+    /// The public key, SEC1-compressed (33 bytes).
+    pub fn public_key_sec1(&self) -> [u8; 33] {
+        let point = self.secret.verifying_key().to_sec1_point(true);
+        point
+            .as_bytes()
+            .try_into()
+            .expect("a compressed point has 33 bytes")
+    }
+
     /// RFC 6979 deterministic, low-s, recoverable signature over a 32-byte digest.
     pub fn sign(&self, digest: &[u8; 32]) -> Signature {
         // k256 always returns the low-s form, which `split` insists on.

@@ -10,6 +10,8 @@ mod committee;
 pub mod config;
 pub mod crypto;
 mod election;
+#[cfg(feature = "arbitrary")]
+pub mod hostile;
 pub mod io;
 pub mod metrics;
 mod node;
