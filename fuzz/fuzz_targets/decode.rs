@@ -1,13 +1,16 @@
-//! Arbitrary bytes into the wire decoder: never panics, and whatever decodes re-encodes to the
-//! same bytes.
+//! Arbitrary bytes into the wire decoder: never panics, refuses anything over the size bound
+//! before reading it, and whatever decodes re-encodes to the same bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use protocol::{MAX_MESSAGE_LEN, Message};
+use protocol::{DecodeError, MAX_MESSAGE_LEN, Message};
 
 fuzz_target!(|bytes: &[u8]| {
-    if let Ok(message) = Message::decode(bytes) {
-        assert!(bytes.len() <= MAX_MESSAGE_LEN);
-        assert_eq!(message.encode(), bytes);
+    match Message::decode(bytes) {
+        Ok(message) => assert_eq!(message.encode(), bytes),
+        Err(error) => assert_eq!(
+            bytes.len() > MAX_MESSAGE_LEN,
+            error == DecodeError::TooLong(bytes.len())
+        ),
     }
 });

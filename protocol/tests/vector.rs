@@ -190,3 +190,50 @@ fn audit_accepts_the_vector_quorum_and_names_each_flaw() {
     let not_origin = [good[1], good[2], good[1]];
     assert!(protocol::audit(&config, &net, &body, origin, &not_origin[..2]).is_err());
 }
+
+/// The committed seed corpus of the `decode` fuzz target: valid messages (from the test vector's
+/// keys), truncations and boundary sizes. Files named `valid-*` must decode; all others must not.
+/// `WRITE_CORPUS=1` rewrites it after a change of the wire format.
+#[test]
+fn fuzz_seed_corpus_matches_the_wire_format() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/decode");
+    if std::env::var_os("WRITE_CORPUS").is_some() {
+        let keys = common::keys(16);
+        let net = common::config(&keys[..3]).network_id();
+        let body = common::body(&keys[0], 1_767_225_600_000, 301_245_170_000);
+        let all: Vec<&Keypair> = keys.iter().collect();
+        let three = common::signed(net, body, &all[..3]).encode();
+        let sixteen = common::signed(net, body, &all).encode();
+        let files: [(&str, Vec<u8>); 9] = [
+            ("valid-3-signatures", three.clone()),
+            (
+                "valid-1-signature",
+                common::signed(net, body, &all[..1]).encode(),
+            ),
+            ("valid-16-signatures-max-size", sixteen.clone()),
+            ("empty", vec![]),
+            ("header-only", three[..91].to_vec()),
+            ("truncated-signature", three[..three.len() - 1].to_vec()),
+            ("trailing-byte", [three.as_slice(), &[0]].concat()),
+            ("over-max-size", [sixteen.as_slice(), &[0]].concat()),
+            ("version-2", [&[2u8][..], &three[1..]].concat()),
+        ];
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            Message::decode(&bytes).is_ok(),
+            name.starts_with("valid-"),
+            "{name}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 9, "seed corpus is missing from {}", dir.display());
+}
