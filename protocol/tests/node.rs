@@ -707,3 +707,146 @@ fn config_errors_are_typed() {
         })
     );
 }
+
+fn broadcasts(actions: &[Action]) -> Vec<Broadcast> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast { why, .. } => Some(*why),
+            _ => None,
+        })
+        .collect()
+}
+
+/// keys[1] co-signs a price from keys[0] and completes a quorum with keys[2]'s signature.
+fn signer_of_a_ready_price(keys: &[Keypair]) -> (Node, PriceBody) {
+    let mut node = observing_node(keys, 1);
+    let net = node.network_id();
+    let b = body(&keys[0], READY, PRICE);
+    step(
+        &mut node,
+        READY,
+        gossip(signed(net, b, &[&keys[0]]).encode()),
+    );
+    let signature = keys[1].sign(&b.digest(&net));
+    step(
+        &mut node,
+        READY,
+        Event::Signed {
+            id: b.id,
+            signature,
+        },
+    );
+    let actions = step(
+        &mut node,
+        READY,
+        gossip(signed(net, b, &[&keys[0], &keys[2]]).encode()),
+    );
+    assert_eq!(broadcasts(&actions), [Broadcast::Merge]);
+    (node, b)
+}
+
+#[test]
+fn a_signer_retransmits_a_ready_price_until_it_is_seen_stored() {
+    let keys = keys(4);
+    let (mut node, b) = signer_of_a_ready_price(&keys);
+    // Due at +30 s; first retransmission 60 s later, then after 120 s.
+    let first = READY + 30_000 + 60_000;
+    assert_eq!(broadcasts(&step(&mut node, first - 1, Event::TimerDue)), []);
+    assert_eq!(
+        broadcasts(&step(&mut node, first, Event::TimerDue)),
+        [Broadcast::Retransmit]
+    );
+    assert_eq!(
+        broadcasts(&step(&mut node, first + 119_999, Event::TimerDue)),
+        []
+    );
+    assert_eq!(
+        broadcasts(&step(&mut node, first + 120_000, Event::TimerDue)),
+        [Broadcast::Retransmit]
+    );
+    // The database shows it stored: forgotten, never sent again.
+    step(
+        &mut node,
+        first + 120_001,
+        Event::DatabaseRead {
+            heartbeats: vec![],
+            stored: vec![b.id],
+        },
+    );
+    assert_eq!(node.footprint().0, 0);
+    assert_eq!(
+        broadcasts(&step(&mut node, first + 3_600_000, Event::TimerDue)),
+        []
+    );
+    assert_eq!(node.counters().retransmits, 2);
+}
+
+#[test]
+fn retransmissions_are_bounded_and_a_ready_price_expires_after_its_ttl() {
+    let keys = keys(4);
+    let (mut node, b) = signer_of_a_ready_price(&keys);
+    let mut sent = 0;
+    let mut now = READY;
+    while now + 10_000 < b.observed_at_ms + 3_600_000 {
+        now += 10_000;
+        sent += broadcasts(&step(&mut node, now, Event::TimerDue)).len();
+    }
+    assert_eq!(sent, 5, "max_retransmits");
+    assert_eq!(node.footprint().0, 1, "kept until its TTL");
+    let actions = step(&mut node, b.observed_at_ms + 3_600_000, Event::TimerDue);
+    assert!(actions.contains(&Action::Report(Report::Expired {
+        id: b.id,
+        reached_quorum: true
+    })));
+    assert_eq!(
+        (node.footprint().0, node.counters().expired_unstored),
+        (0, 1)
+    );
+}
+
+#[test]
+fn an_open_network_accepts_any_valid_signer_and_learns_its_committee() {
+    let keys = keys(6);
+    let mut config = config(&keys[..1]);
+    config.signers = Signers::Open;
+    config.committee = 1;
+    config.quorum = 2;
+    let mut node = Node::new(config, keys[0].address(), 42, T0).unwrap();
+    step(
+        &mut node,
+        T0,
+        Event::PricesFetched {
+            answered: vec![Price(PRICE)],
+        },
+    );
+    let net = node.network_id();
+    // Strangers' prices are accepted; co-signing needs a turn in the committee, which grows with
+    // the signers this node has verified.
+    let mut cosigned = 0;
+    for (i, origin) in keys[1..].iter().enumerate() {
+        let b = body(origin, T0 + i as u64, PRICE);
+        let actions = step(
+            &mut node,
+            T0 + i as u64,
+            gossip(signed(net, b, &[origin]).encode()),
+        );
+        assert_eq!(actions[0], verdict(Verdict::Accept));
+        cosigned += actions
+            .iter()
+            .filter(|a| matches!(a, Action::Sign { .. }))
+            .count();
+    }
+    assert!(
+        cosigned >= 1,
+        "in a 2-member ring with a committee of 1, this node co-signs"
+    );
+    // A forged signature is still refused, allowlist or not.
+    let b = body(&keys[5], T0 + 100, PRICE);
+    let mut forged = signed(net, b, &[&keys[5]]).encode();
+    forged[91 + 20] ^= 1;
+    assert_eq!(
+        step(&mut node, T0 + 100, gossip(forged)),
+        [verdict(Verdict::Reject(Misbehaviour::BadSignature))]
+    );
+}
