@@ -11,7 +11,7 @@ use crate::config::{Config, ConfigError, Signers};
 use crate::crypto::{Address, Signature};
 use crate::election;
 use crate::io::{Action, Broadcast, Event, Heartbeat, Refusal, Report, StoredPrice, WriteOutcome};
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Ignored};
 use crate::price::{Price, PriceBody, PriceId};
 use crate::timers::{Timer, Timers};
 use crate::wire::Message;
@@ -249,14 +249,16 @@ impl Node {
             decimals: self.config.decimals,
             observed_at_ms: self.now,
         };
-        if !self.admit(body, self.me) {
+        let digest = body.digest(&self.network_id);
+        if self.admit(body, digest, self.me).is_err() {
             self.counters.publications_skipped += 1;
             return;
         }
         self.counters.published += 1;
-        let entry = self.prices.get_mut(&body.id).expect("just admitted");
-        entry.decided = true;
-        let digest = entry.digest;
+        self.prices
+            .get_mut(&body.id)
+            .expect("just admitted")
+            .decided = true;
         self.report(Report::Published { id: body.id, price });
         self.push(Action::Sign {
             id: body.id,
@@ -264,17 +266,24 @@ impl Node {
         });
     }
 
-    /// Creates the entry for a new price, within the per-origin and total bounds.
-    pub(crate) fn admit(&mut self, body: PriceBody, origin: Address) -> bool {
+    /// Creates the entry for a new price, within the per-origin and total bounds; the error says
+    /// which bound refused it.
+    pub(crate) fn admit(
+        &mut self,
+        body: PriceBody,
+        digest: [u8; 32],
+        origin: Address,
+    ) -> Result<(), Ignored> {
         let collecting = self.collecting_by_origin.get(&origin).copied().unwrap_or(0);
-        if collecting >= self.config.max_pending_per_origin
-            || self.prices.len() >= self.config.max_prices
-        {
-            return false;
+        if collecting >= self.config.max_pending_per_origin {
+            return Err(Ignored::OriginLimit);
+        }
+        if self.prices.len() >= self.config.max_prices {
+            return Err(Ignored::Full);
         }
         *self.collecting_by_origin.entry(origin).or_default() += 1;
         let entry = Entry {
-            digest: body.digest(&self.network_id),
+            digest,
             body,
             origin,
             signatures: BTreeMap::new(),
@@ -288,7 +297,7 @@ impl Node {
         let unready_until = body.observed_at_ms + self.config.max_age_ms + self.config.max_skew_ms;
         self.timers
             .set(Timer::Expire(body.id), unready_until.max(self.now));
-        true
+        Ok(())
     }
 
     /// Decides whether to co-sign: the price must still be fresh and close to this node's own

@@ -69,12 +69,8 @@ impl Node {
                 if !origin_signature.is_by(&digest, origin) {
                     return Verdict::Reject(BadSignature);
                 }
-                let collecting = self.collecting_by_origin.get(&origin).copied().unwrap_or(0);
-                if collecting >= self.config.max_pending_per_origin {
-                    return Verdict::Ignore(Ignored::OriginLimit);
-                }
-                if !self.admit(body, origin) {
-                    return Verdict::Ignore(Ignored::Full);
+                if let Err(bound) = self.admit(body, digest, origin) {
+                    return Verdict::Ignore(bound);
                 }
                 self.add_signatures(id, [(origin, origin_signature)]);
                 self.learn_signer(origin);
