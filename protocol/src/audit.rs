@@ -41,13 +41,8 @@ pub fn audit(
     if *network_id != config.network_id() {
         return Err(Flaw::WrongNetwork);
     }
-    if body.feed != config.feed || body.decimals != config.decimals {
-        return Err(Flaw::WrongFeed);
-    }
-    if !body.id.is_well_formed()
-        || body.id.unix_ms() != body.observed_at_ms
-        || !body.id.is_from(origin)
-    {
+    fits(config, body)?;
+    if !body.id.is_from(origin) {
         return Err(Flaw::BadId);
     }
     let digest = body.digest(network_id);
@@ -71,6 +66,19 @@ pub fn audit(
             signers: seen.len(),
             quorum: config.quorum,
         });
+    }
+    Ok(())
+}
+
+/// Whether a price body belongs to this deployment's feed and its id was minted by the rules (the
+/// version bits, and the id's time equal to the observation time). Checked on every received message
+/// and every audited row.
+pub(crate) fn fits(config: &Config, body: &PriceBody) -> Result<(), Flaw> {
+    if body.feed != config.feed || body.decimals != config.decimals {
+        return Err(Flaw::WrongFeed);
+    }
+    if !body.id.is_well_formed() || body.id.unix_ms() != body.observed_at_ms {
+        return Err(Flaw::BadId);
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The receive path: every check a gossip message passes before it counts, in order of cost, so
 //! junk is dropped before any signature is checked and each (price id, signer) is verified once.
 
+use crate::audit::{Flaw, fits};
 use crate::config::Signers;
 use crate::io::{Broadcast, Verdict};
 use crate::metrics::{Ignored, Misbehaviour};
@@ -21,11 +22,10 @@ impl Node {
         if message.network_id != self.network_id {
             return Verdict::Reject(WrongNetwork);
         }
-        if body.feed != self.config.feed || body.decimals != self.config.decimals {
-            return Verdict::Reject(WrongFeed);
-        }
-        if !body.id.is_well_formed() || body.id.unix_ms() != body.observed_at_ms {
-            return Verdict::Reject(BadId);
+        match fits(&self.config, &body) {
+            Ok(()) => {}
+            Err(Flaw::WrongFeed) => return Verdict::Reject(WrongFeed),
+            Err(_) => return Verdict::Reject(BadId),
         }
         if signers.keys().any(|&signer| !self.config.allows(signer)) {
             return Verdict::Reject(UnknownSigner);
