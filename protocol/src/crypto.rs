@@ -115,6 +115,23 @@ impl Signature {
     }
 }
 
+/// How a node decides that a signature over a digest is by a signer. [`Recover`] is the only
+/// production check; a driver that runs many nodes in one process (the simulation) may share one
+/// memo of recoveries between them, since recovery is a pure function of digest and signature.
+pub trait SignatureCheck: Send + Sync {
+    fn is_by(&self, signature: &Signature, digest: &[u8; 32], signer: Address) -> bool;
+}
+
+/// [`Signature::is_by`]: recover the signer and compare.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recover;
+
+impl SignatureCheck for Recover {
+    fn is_by(&self, signature: &Signature, digest: &[u8; 32], signer: Address) -> bool {
+        signature.is_by(digest, signer)
+    }
+}
+
 /// A node's secret key. Lives with the driver, never inside the state machine: the node asks for
 /// signatures through `Action::Sign`.
 #[derive(Clone)]

@@ -22,7 +22,7 @@ pub mod wire;
 
 pub use audit::{Flaw, audit};
 pub use config::{Config, ConfigError, Signers};
-pub use crypto::{Address, Keypair, Signature, keccak256};
+pub use crypto::{Address, Keypair, Recover, Signature, SignatureCheck, keccak256};
 pub use io::{
     Action, Broadcast, Event, Heartbeat, MessageRef, Refusal, Report, StoredPrice, Verdict,
     WriteOutcome,

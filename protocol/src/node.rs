@@ -8,7 +8,9 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::committee::Committee;
 use crate::config::{Config, ConfigError, Signers};
-use crate::crypto::{Address, Signature};
+use std::sync::Arc;
+
+use crate::crypto::{Address, Recover, Signature, SignatureCheck};
 use crate::election;
 use crate::io::{Action, Broadcast, Event, Heartbeat, Refusal, Report, StoredPrice, WriteOutcome};
 use crate::metrics::{Counters, Ignored};
@@ -23,6 +25,7 @@ pub struct Node {
     pub(crate) config: Config,
     pub(crate) network_id: [u8; 32],
     pub(crate) me: Address,
+    pub(crate) check: Arc<dyn SignatureCheck>,
     rng: ChaCha8Rng,
     pub(crate) now: u64,
     actions: VecDeque<Action>,
@@ -85,6 +88,7 @@ impl Node {
         let mut node = Node {
             network_id: config.network_id(),
             me,
+            check: Arc::new(Recover),
             sequence: rng.next_u32() as u16,
             now,
             actions: VecDeque::new(),
@@ -109,6 +113,12 @@ impl Node {
         node.timers.set(Timer::Observe, first);
         node.timers.set(Timer::Heartbeat, now);
         Ok(node)
+    }
+
+    /// Replaces how signatures are checked (by default, [`Recover`]).
+    pub fn with_signature_check(mut self, check: Arc<dyn SignatureCheck>) -> Node {
+        self.check = check;
+        self
     }
 
     pub fn handle(&mut self, now: u64, event: Event) {
@@ -342,7 +352,7 @@ impl Node {
         let Some(entry) = self.prices.get(&id) else {
             return;
         };
-        if !signature.is_by(&entry.digest, self.me) {
+        if !self.check.is_by(&signature, &entry.digest, self.me) {
             self.counters.own_signature_faults += 1;
             return;
         }

@@ -66,7 +66,7 @@ impl Node {
             None => {
                 // The origin's signature is checked before anything is kept for this id.
                 let digest = body.digest(&self.network_id);
-                if !origin_signature.is_by(&digest, origin) {
+                if !self.check.is_by(&origin_signature, &digest, origin) {
                     return Verdict::Reject(BadSignature);
                 }
                 if let Err(bound) = self.admit(body, digest, origin) {
@@ -86,7 +86,7 @@ impl Node {
             .collect();
         let (valid, invalid): (Vec<_>, Vec<_>) = unseen
             .into_iter()
-            .partition(|(signer, signature)| signature.is_by(&digest, *signer));
+            .partition(|(signer, signature)| self.check.is_by(signature, &digest, *signer));
         // Valid signatures are kept even from a message that also carries a forgery: each was
         // verified once and need never be again.
         let added = self.add_signatures(id, valid.iter().copied());
