@@ -1,0 +1,329 @@
+//! The invariants every run must hold, checked against the database's rows and the observer's
+//! timelines, and the report a person reads.
+
+use std::collections::BTreeMap;
+
+use protocol::PriceId;
+use serde::Serialize;
+
+use crate::market::Market;
+use crate::scenario::{EPOCH_MS, Fault, PROMISED_QUORUM, Scenario};
+use crate::world::World;
+
+/// An invariant that did not hold.
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Percentiles {
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Percentiles {
+    fn of(mut samples: Vec<u64>) -> Percentiles {
+        samples.sort_unstable();
+        let at = |q: usize| {
+            samples
+                .get((samples.len() * q / 100).min(samples.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
+        Percentiles {
+            p50_ms: at(50),
+            p99_ms: at(99),
+            max_ms: samples.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub nodes: usize,
+    pub faults: String,
+    pub variant: String,
+    pub simulated_s: f64,
+    pub wall_s: f64,
+    pub speedup: f64,
+    pub published: u64,
+    pub reached_quorum: usize,
+    pub stored: usize,
+    pub insert_attempts: u64,
+    pub duplicate_inserts_blocked: u64,
+    pub expired_unstored: u64,
+    pub publication_to_quorum: Percentiles,
+    pub publication_to_storage: Percentiles,
+    pub messages: u64,
+    pub bytes: u64,
+    pub messages_per_stored_price: f64,
+    pub bytes_per_stored_price: f64,
+    pub messages_per_stored_price_per_node: f64,
+    pub most_messages_one_node_sent: u64,
+    pub invalid_dropped: BTreeMap<String, u64>,
+    pub ignored: BTreeMap<String, u64>,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub cut_by_partition: u64,
+    pub links_pruned_for_misbehaviour: u64,
+    pub partitions: usize,
+    pub crashes: usize,
+    pub database_outages: usize,
+    pub byzantine_members: usize,
+    pub liars: usize,
+    pub calm_from_s: f64,
+    /// After the last fault: longest from (quorum, or the calm if later) to storage.
+    pub longest_store_after_calm_ms: u64,
+    pub liveness_bound_ms: u64,
+    pub furthest_from_truth_bps: u64,
+    pub truth_bound_bps: u64,
+    pub trace_hash: String,
+    pub steps: u64,
+}
+
+/// How long after the last fault (or after reaching quorum, if later) a price may take to be
+/// stored: the write delay, a writer term and a stale heartbeat (a writer that died or lies
+/// silent), and two retransmission periods (a partition's side learning what the other stored).
+pub fn liveness_bound_ms(config: &protocol::Config) -> u64 {
+    config.write_delay_ms
+        + config.writer_term_ms
+        + config.heartbeat_stale_ms
+        + 2 * config.retransmit_after_ms
+}
+
+pub fn check(
+    scenario: &Scenario,
+    market: &Market,
+    world: &World,
+    end: u64,
+) -> (Report, Vec<Violation>) {
+    let config = &scenario.config;
+    let mut violations = Vec::new();
+    let mut violate = |invariant: &'static str, detail: String| {
+        violations.push(Violation { invariant, detail });
+    };
+    let skew_bound = scenario
+        .skew_ms
+        .iter()
+        .map(|s| s.unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    let window = config.reference_max_age_ms + config.max_age_ms + 2 * skew_bound;
+    let truth_bound_bps = config.max_deviation_bps as u64
+        + market.honest_error_bps()
+        + market.max_drift_bps(window)
+        + 1;
+    let liars_are_a_quorum = scenario.liars() >= config.quorum;
+    let mut furthest = 0;
+    let mut to_storage = Vec::new();
+    for (id, rows) in &world.database.rows {
+        if rows.len() > 1 {
+            violate(
+                "each price id is stored at most once",
+                format!("{id} stored {} times", rows.len()),
+            );
+        }
+        for row in rows {
+            let price = &row.price;
+            if let Err(flaw) = price.audit(config) {
+                violate("every stored row passes the audit", format!("{id}: {flaw}"));
+            }
+            let signers = price.signatures().len();
+            if signers < PROMISED_QUORUM {
+                violate(
+                    "every stored row carries at least 3 distinct signers",
+                    format!("{id} has {signers}"),
+                );
+            }
+            let body = price.message.body;
+            let observed = body.observed_at_ms.saturating_sub(EPOCH_MS);
+            let distance = market.distance_bps(body.price, observed);
+            furthest = furthest.max(distance);
+            if distance > truth_bound_bps && !liars_are_a_quorum {
+                violate(
+                    "no stored price is further from the truth than the deviation bound allows",
+                    format!("{id} is {distance} bps off, the bound is {truth_bound_bps} bps"),
+                );
+            }
+            if let Some(timeline) = world.observer.prices.get(id) {
+                to_storage.push(row.inserted_at.saturating_sub(timeline.published_at));
+            }
+        }
+    }
+
+    let calm = scenario.calm_from_ms;
+    let bound = liveness_bound_ms(config);
+    let mut longest_after_calm = 0;
+    let mut to_quorum = Vec::new();
+    let mut reached_quorum = 0;
+    let stored_at = |id: &PriceId| world.database.rows.get(id).map(|rows| rows[0].inserted_at);
+    for (id, timeline) in &world.observer.prices {
+        let Some(quorum_at) = timeline.quorum_at else {
+            continue;
+        };
+        reached_quorum += 1;
+        to_quorum.push(quorum_at - timeline.published_at);
+        let from = quorum_at.max(calm);
+        match stored_at(id) {
+            Some(at) => longest_after_calm = longest_after_calm.max(at.saturating_sub(from)),
+            None if end.saturating_sub(from) > bound => violate(
+                "after the last fault, every price at quorum is stored within the bound",
+                format!(
+                    "{id} reached quorum at {:.1} s and was not stored by the end ({:.1} s)",
+                    quorum_at as f64 / 1e3,
+                    end as f64 / 1e3
+                ),
+            ),
+            None => {}
+        }
+        if scenario.faults.is_empty() && scenario.attacks.is_empty() {
+            let limit = config.write_delay_ms + FAULTLESS_MARGIN_MS;
+            if let Some(at) = stored_at(id)
+                && at - quorum_at > limit
+            {
+                violate(
+                    "without faults, prices are stored within the write delay and a margin",
+                    format!(
+                        "{id} took {} ms from quorum, the limit is {limit} ms",
+                        at - quorum_at
+                    ),
+                );
+            }
+        }
+    }
+    if longest_after_calm > bound {
+        violate(
+            "after the last fault, every price at quorum is stored within the bound",
+            format!("one took {longest_after_calm} ms, the bound is {bound} ms"),
+        );
+    }
+    for panic in &world.observer.panics {
+        violate("no node panics", panic.clone());
+    }
+
+    let fabric = &world.fabric;
+    let stored = world.database.rows.len();
+    let per_price = |total: u64| total as f64 / stored.max(1) as f64;
+    let count = |pred: fn(&Fault) -> bool| scenario.faults.iter().filter(|(_, f)| pred(f)).count();
+    let report = Report {
+        seed: scenario.params.seed,
+        nodes: scenario.params.nodes,
+        faults: scenario.params.faults.to_string(),
+        variant: scenario.params.variant.to_string(),
+        simulated_s: end as f64 / 1e3,
+        published: world.observer.published,
+        reached_quorum,
+        stored,
+        insert_attempts: world.database.insert_attempts,
+        duplicate_inserts_blocked: world.database.duplicates_blocked,
+        expired_unstored: world.observer.expired_unstored,
+        publication_to_quorum: Percentiles::of(to_quorum),
+        publication_to_storage: Percentiles::of(to_storage),
+        messages: fabric.traffic.messages,
+        bytes: fabric.traffic.bytes,
+        messages_per_stored_price: per_price(fabric.traffic.messages),
+        bytes_per_stored_price: per_price(fabric.traffic.bytes),
+        messages_per_stored_price_per_node: per_price(fabric.traffic.messages)
+            / scenario.params.nodes as f64,
+        most_messages_one_node_sent: fabric.sent_by.iter().map(|s| s.0).max().unwrap_or(0),
+        invalid_dropped: fabric.rejected.clone(),
+        ignored: fabric.ignored.clone(),
+        lost: fabric.traffic.lost,
+        duplicated: fabric.traffic.duplicated,
+        cut_by_partition: fabric.traffic.cut_by_partition,
+        links_pruned_for_misbehaviour: fabric.traffic.pruned_links,
+        partitions: count(|f| matches!(f, Fault::Partition { .. })),
+        crashes: count(|f| matches!(f, Fault::Crash { .. } | Fault::CrashNextWriter { .. })),
+        database_outages: count(|f| matches!(f, Fault::DatabaseDown { .. })),
+        byzantine_members: scenario.attacks.len(),
+        liars: scenario.liars(),
+        calm_from_s: calm as f64 / 1e3,
+        longest_store_after_calm_ms: longest_after_calm,
+        liveness_bound_ms: bound,
+        furthest_from_truth_bps: furthest,
+        truth_bound_bps,
+        trace_hash: format!("{:016x}", world.observer.trace_hash()),
+        steps: world.observer.steps,
+        ..Report::default()
+    };
+    (report, violations)
+}
+
+/// Without faults: the write delay after quorum, plus the last signatures' arrival, a heartbeat
+/// period for the writer's timer and the database's round trip.
+const FAULTLESS_MARGIN_MS: u64 = 10_000;
+
+impl Report {
+    /// The summary a person reads.
+    pub fn summary(&self) -> String {
+        let invalid: Vec<String> = self
+            .invalid_dropped
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        format!(
+            "seed {seed} · {nodes} nodes · faults {faults} · {variant}\n\
+             time        {sim:.0} s simulated in {wall:.2} s wall ({speed:.0}x)\n\
+             prices      {published} published, {quorum} reached quorum, {stored} stored, \
+             {blocked} duplicate inserts blocked ({attempts} attempts), {expired} expired unstored\n\
+             latency     to quorum p50 {q50} ms p99 {q99} ms · to storage p50 {s50} ms p99 {s99} ms\n\
+             traffic     {messages} messages, {bytes} bytes: {mpp:.0} messages and {bpp:.0} bytes \
+             per stored price, {mppn:.2} per node; busiest node sent {busiest}\n\
+             network     {lost} lost, {dup} duplicated, {cut} cut by partitions, {pruned} links pruned\n\
+             faults      {partitions} partitions, {crashes} crashes, {outages} database outages, \
+             {byz} Byzantine members ({liars} liars), calm from {calm:.0} s\n\
+             liveness    longest store after calm {longest} ms (bound {bound} ms)\n\
+             truth       furthest stored price {far} bps off (bound {tb} bps)\n\
+             invalid     {invalid}\n\
+             trace       {hash} over {steps} steps",
+            seed = self.seed,
+            nodes = self.nodes,
+            faults = self.faults,
+            variant = self.variant,
+            sim = self.simulated_s,
+            wall = self.wall_s,
+            speed = self.speedup,
+            published = self.published,
+            quorum = self.reached_quorum,
+            stored = self.stored,
+            blocked = self.duplicate_inserts_blocked,
+            attempts = self.insert_attempts,
+            expired = self.expired_unstored,
+            q50 = self.publication_to_quorum.p50_ms,
+            q99 = self.publication_to_quorum.p99_ms,
+            s50 = self.publication_to_storage.p50_ms,
+            s99 = self.publication_to_storage.p99_ms,
+            messages = self.messages,
+            bytes = self.bytes,
+            mpp = self.messages_per_stored_price,
+            bpp = self.bytes_per_stored_price,
+            mppn = self.messages_per_stored_price_per_node,
+            busiest = self.most_messages_one_node_sent,
+            lost = self.lost,
+            dup = self.duplicated,
+            cut = self.cut_by_partition,
+            pruned = self.links_pruned_for_misbehaviour,
+            partitions = self.partitions,
+            crashes = self.crashes,
+            outages = self.database_outages,
+            byz = self.byzantine_members,
+            liars = self.liars,
+            calm = self.calm_from_s,
+            longest = self.longest_store_after_calm_ms,
+            bound = self.liveness_bound_ms,
+            far = self.furthest_from_truth_bps,
+            tb = self.truth_bound_bps,
+            invalid = if invalid.is_empty() {
+                "none".to_owned()
+            } else {
+                invalid.join(", ")
+            },
+            hash = self.trace_hash,
+            steps = self.steps,
+        )
+    }
+}

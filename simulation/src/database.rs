@@ -1,0 +1,108 @@
+//! The database host, with PostgreSQL's semantics for our two tables: a primary key on the price id
+//! (`INSERT ... ON CONFLICT (id) DO NOTHING`, a second insert of an id is refused and recorded),
+//! heartbeat upserts stamped by the database's own clock, outage windows, and answers that can be
+//! lost after a write was applied.
+
+use std::collections::BTreeMap;
+
+use protocol::{Address, Heartbeat, PriceId, StoredPrice, WriteOutcome};
+
+use crate::scenario::Database as Settings;
+
+/// A stored row and when (simulated time) it landed.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub price: StoredPrice,
+    pub inserted_at: u64,
+}
+
+pub struct Database {
+    pub settings: Settings,
+    /// Rows by id; more than one only in a database without the primary key.
+    pub rows: BTreeMap<PriceId, Vec<Row>>,
+    heartbeats: BTreeMap<Address, u64>,
+    down_until: u64,
+    pub insert_attempts: u64,
+    pub duplicates_blocked: u64,
+    pub unreachable: u64,
+}
+
+/// The database was out of reach.
+#[derive(Debug)]
+pub struct Unreachable;
+
+impl Database {
+    pub fn new(settings: Settings) -> Database {
+        Database {
+            settings,
+            rows: BTreeMap::new(),
+            heartbeats: BTreeMap::new(),
+            down_until: 0,
+            insert_attempts: 0,
+            duplicates_blocked: 0,
+            unreachable: 0,
+        }
+    }
+
+    pub fn outage(&mut self, until: u64) {
+        self.down_until = self.down_until.max(until);
+    }
+
+    fn reachable(&mut self, now: u64) -> Result<(), Unreachable> {
+        if now < self.down_until {
+            self.unreachable += 1;
+            return Err(Unreachable);
+        }
+        Ok(())
+    }
+
+    /// The database's own clock.
+    fn clock(&self, now: u64) -> u64 {
+        now.saturating_add_signed(self.settings.skew_ms)
+    }
+
+    pub fn heartbeat(&mut self, now: u64, node: Address) -> Result<(), Unreachable> {
+        self.reachable(now)?;
+        let at = self.clock(now);
+        self.heartbeats.insert(node, at);
+        Ok(())
+    }
+
+    /// Every heartbeat row with its age, and the ids stored from `since` on.
+    pub fn read(
+        &mut self,
+        now: u64,
+        since: Option<PriceId>,
+    ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), Unreachable> {
+        self.reachable(now)?;
+        let clock = self.clock(now);
+        let heartbeats = self
+            .heartbeats
+            .iter()
+            .map(|(&node, &at)| Heartbeat {
+                node,
+                age_ms: clock.saturating_sub(at),
+            })
+            .collect();
+        let stored = match since {
+            Some(since) => self.rows.range(since..).map(|(&id, _)| id).collect(),
+            None => Vec::new(),
+        };
+        Ok((heartbeats, stored))
+    }
+
+    pub fn insert(&mut self, now: u64, price: StoredPrice) -> Result<WriteOutcome, Unreachable> {
+        self.reachable(now)?;
+        self.insert_attempts += 1;
+        let rows = self.rows.entry(price.message.body.id).or_default();
+        if !rows.is_empty() && self.settings.primary_key {
+            self.duplicates_blocked += 1;
+            return Ok(WriteOutcome::AlreadyPresent);
+        }
+        rows.push(Row {
+            price,
+            inserted_at: now,
+        });
+        Ok(WriteOutcome::Inserted)
+    }
+}

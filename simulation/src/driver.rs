@@ -1,0 +1,274 @@
+//! One simulated node: `protocol::Node` behind the same loop as the production runtime (feed an
+//! event, drain every action, sleep until the next deadline or arrival), with simulated I/O. The
+//! database and price sources answer from tasks on the node, so a crash loses their answers too.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::Arc;
+
+use futures_util::future::{Either, select};
+use protocol::{Action, Event, Keypair, MessageRef, Node, WriteOutcome};
+
+use crate::byzantine::Adversary;
+use crate::dice::Dice;
+use crate::scenario::EPOCH_MS;
+use crate::world::Shared;
+
+struct Driver {
+    shared: Arc<Shared>,
+    index: usize,
+    node: Node,
+    key: Keypair,
+    dice: Dice,
+    adversary: Option<Adversary>,
+    honest: bool,
+    skew_ms: i64,
+    /// Answers produced on the spot (signatures), fed before anything else.
+    immediate: VecDeque<Event>,
+    peers: usize,
+}
+
+/// Runs node `index` until the simulation kills it. Each start is a fresh process: nothing
+/// survives a crash but the key.
+pub async fn run(shared: Arc<Shared>, index: usize) {
+    let incarnation = {
+        let mut world = shared.world();
+        world.incarnations[index] += 1;
+        world.fabric.set_up(index, true);
+        world.incarnations[index]
+    };
+    let scenario = &shared.scenario;
+    let key = scenario.keys[index].clone();
+    let seed = scenario.params.seed ^ (index as u64) << 24 ^ incarnation << 48;
+    let skew_ms = scenario.skew_ms[index];
+    let now = node_clock(shared.now(), skew_ms);
+    let node = Node::new(scenario.config.clone(), key.address(), seed, now)
+        .expect("the scenario's config is valid")
+        .with_signature_check(shared.check.clone());
+    let adversary = scenario.attacks.get(&index).map(|attacks| {
+        let honest = (0..scenario.params.nodes)
+            .filter(|n| !scenario.is_byzantine(*n))
+            .map(|n| scenario.keys[n].address())
+            .collect();
+        Adversary::new(
+            attacks.clone(),
+            Dice::new(seed, "adversary", index as u64),
+            key.clone(),
+            scenario.outsider.clone(),
+            honest,
+        )
+    });
+    let mut driver = Driver {
+        honest: adversary.is_none(),
+        adversary,
+        dice: Dice::new(seed, "node", index as u64),
+        shared: shared.clone(),
+        index,
+        node,
+        key,
+        skew_ms,
+        immediate: VecDeque::new(),
+        peers: usize::MAX,
+    };
+    driver.run().await;
+}
+
+fn node_clock(sim_ms: u64, skew_ms: i64) -> u64 {
+    (EPOCH_MS + sim_ms).saturating_add_signed(skew_ms)
+}
+
+impl Driver {
+    async fn run(&mut self) {
+        loop {
+            let now = self.shared.now();
+            self.feed_due(now);
+            let wake_at = self.next_wake();
+            let sleep = madsim::time::sleep_until(self.shared.instant(wake_at));
+            let bell = poll_fn(|cx| {
+                self.shared
+                    .world()
+                    .fabric
+                    .poll_bell(self.index, wake_at, cx)
+            });
+            match select(std::pin::pin!(sleep), std::pin::pin!(bell)).await {
+                Either::Left(_) | Either::Right(_) => {}
+            }
+        }
+    }
+
+    /// The earliest of: the node's deadline, the next arrival, the adversary's next move.
+    fn next_wake(&self) -> u64 {
+        let deadline = self.node.poll_timeout().map(|(at, _)| {
+            at.saturating_add_signed(-self.skew_ms)
+                .saturating_sub(EPOCH_MS)
+        });
+        let arrival = self.shared.world().fabric.next_arrival(self.index);
+        let unprompted = self.adversary.as_ref().and_then(Adversary::next_unprompted);
+        [deadline, arrival, unprompted]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(u64::MAX / 2)
+    }
+
+    /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers.
+    fn feed_due(&mut self, now: u64) {
+        let local = std::mem::take(&mut self.shared.world().local[self.index]);
+        for event in local {
+            self.feed(now, event);
+        }
+        loop {
+            let arrival = self.shared.world().fabric.take_arrival(now, self.index);
+            let Some(arrival) = arrival else { break };
+            let message = MessageRef {
+                peer: arrival.from as u64,
+                token: arrival.token,
+            };
+            let bytes = arrival.packet.bytes.clone();
+            self.feed(now, Event::Gossip { message, bytes });
+        }
+        let peers = self.shared.world().fabric.reachable_peers(self.index);
+        if peers != self.peers {
+            self.peers = peers;
+            self.feed(now, Event::PeersChanged { count: peers });
+        }
+        if let Some(adversary) = &mut self.adversary {
+            for bytes in adversary.unprompted(now) {
+                self.shared.world().fabric.publish(now, self.index, bytes);
+            }
+        }
+        if self
+            .node
+            .poll_timeout()
+            .is_some_and(|(at, _)| at <= node_clock(now, self.skew_ms))
+        {
+            self.feed(now, Event::TimerDue);
+        }
+    }
+
+    fn feed(&mut self, now: u64, event: Event) {
+        self.immediate.push_back(event);
+        while let Some(event) = self.immediate.pop_front() {
+            self.shared.world().observer.event(now, self.index, &event);
+            self.node.handle(node_clock(now, self.skew_ms), event);
+            while let Some(action) = self.node.poll_action() {
+                self.shared
+                    .world()
+                    .observer
+                    .action(now, self.index, self.honest, &action);
+                self.execute(now, action);
+            }
+        }
+    }
+
+    fn execute(&mut self, now: u64, action: Action) {
+        let index = self.index;
+        match action {
+            Action::FetchPrices => {
+                let shared = self.shared.clone();
+                let latency = self.dice.range(20, 800);
+                let bias = self
+                    .shared
+                    .scenario
+                    .attacks
+                    .get(&index)
+                    .map_or(0, |a| Adversary::lie_bps(a));
+                let answered = shared.market.quotes(now, bias, &mut self.dice);
+                madsim::task::spawn_local(async move {
+                    madsim::time::sleep(std::time::Duration::from_millis(latency)).await;
+                    shared.answer(index, Event::PricesFetched { answered });
+                });
+            }
+            Action::Sign { id, digest } => {
+                let signature = self.key.sign(&digest);
+                self.immediate.push_back(Event::Signed { id, signature });
+            }
+            Action::Broadcast { why, bytes, .. } => {
+                let out = match &mut self.adversary {
+                    Some(adversary) => adversary.outgoing(now, why, bytes),
+                    None => vec![bytes],
+                };
+                let mut world = self.shared.world();
+                out.into_iter()
+                    .for_each(|bytes| world.fabric.publish(now, index, bytes));
+            }
+            Action::Verdict { message, verdict } => {
+                self.shared
+                    .world()
+                    .fabric
+                    .verdict(now, index, message.token, verdict);
+            }
+            Action::Heartbeat => {
+                let address = self.key.address();
+                self.database(false, move |db, now| {
+                    db.heartbeat(now, address)
+                        .err()
+                        .map(|_| Event::DatabaseUnreachable)
+                });
+            }
+            Action::ReadDatabase { stored_since } => {
+                self.database(false, move |db, now| {
+                    Some(match db.read(now, stored_since) {
+                        Ok((heartbeats, stored)) => Event::DatabaseRead { heartbeats, stored },
+                        Err(_) => Event::DatabaseUnreachable,
+                    })
+                });
+            }
+            Action::Write(price) => {
+                if self
+                    .adversary
+                    .as_ref()
+                    .is_some_and(Adversary::silent_writer)
+                {
+                    return;
+                }
+                let id = price.message.body.id;
+                let lost_ack = self.dice.chance(self.shared.scenario.database.lost_ack);
+                self.database(true, move |db, now| {
+                    let outcome = match db.insert(now, price) {
+                        // Applied, but the answer is lost: the writer sees a failure.
+                        Ok(WriteOutcome::Inserted) if lost_ack => WriteOutcome::Failed,
+                        Ok(outcome) => outcome,
+                        Err(_) => WriteOutcome::Failed,
+                    };
+                    Some(Event::WriteFinished { id, outcome })
+                });
+            }
+            Action::Report(_) => {}
+        }
+    }
+
+    /// Runs `op` on the database after a request's latency, and answers after a reply's latency.
+    fn database(
+        &mut self,
+        write: bool,
+        op: impl FnOnce(&mut crate::database::Database, u64) -> Option<Event> + 'static,
+    ) {
+        let (lo, hi) = self.shared.scenario.database.latency_ms;
+        let there = self.dice.range(lo, hi);
+        let back = self.dice.range(lo, hi);
+        let shared = self.shared.clone();
+        let index = self.index;
+        madsim::task::spawn_local(async move {
+            madsim::time::sleep(std::time::Duration::from_millis(there)).await;
+            let now = shared.now();
+            let (answer, dies) = {
+                let mut world = shared.world();
+                let answer = op(&mut world.database, now);
+                let dies = write.then(|| world.crash_next_writer.take()).flatten();
+                if let Some(down_ms) = dies {
+                    world.kill_requests.push((index, down_ms));
+                }
+                (answer, dies.is_some())
+            };
+            if dies {
+                // The writer dies with the row applied and the answer not yet back.
+                std::future::pending::<()>().await;
+            }
+            madsim::time::sleep(std::time::Duration::from_millis(back)).await;
+            if let Some(event) = answer {
+                shared.answer(index, event);
+            }
+        });
+    }
+}

@@ -1,0 +1,344 @@
+//! The gossip network: each node keeps a mesh of about `degree` peers and forwards what its node
+//! accepts, with deduplication by content hash, as gossipsub does. Latency, loss, duplication and
+//! reordering come from the seed; partitions cut links; peers that send invalid messages are
+//! penalised and, past a threshold, pruned.
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use protocol::{Misbehaviour, Verdict};
+
+use crate::dice::Dice;
+use crate::scenario::Network as Settings;
+
+/// Rejections after which a receiver prunes the sender from its mesh (a graylist).
+const PRUNE_AFTER: u32 = 8;
+/// How long a node's duplicate cache remembers a message id, as gossipsub's 60 s.
+const SEEN_FOR_MS: u64 = 60_000;
+
+/// One message on the wire, its id the hash of its bytes.
+#[derive(Debug)]
+pub struct Packet {
+    pub id: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl Packet {
+    pub fn new(bytes: Vec<u8>) -> Arc<Packet> {
+        Arc::new(Packet {
+            id: content_hash(&bytes),
+            bytes,
+        })
+    }
+}
+
+/// A delivery due at a node: from whom, and the copy's token for the verdict.
+#[derive(Debug)]
+pub struct Arrival {
+    pub from: usize,
+    pub token: u64,
+    pub packet: Arc<Packet>,
+}
+
+#[derive(Default)]
+struct Peer {
+    /// Two generations of seen ids, rotated every `SEEN_FOR_MS`.
+    seen: [HashSet<u64>; 2],
+    seen_rotated_at: u64,
+    /// Arrivals by due time (min-heap via Reverse).
+    inbox: BinaryHeap<std::cmp::Reverse<(u64, u64, usize, ArrivalBox)>>,
+    /// Delivered copies awaiting the node's verdict.
+    pending: BTreeMap<u64, (usize, Arc<Packet>)>,
+    penalties: BTreeMap<usize, u32>,
+    pruned: BTreeSet<usize>,
+    /// The node's driver sleeps until this time unless woken earlier.
+    bell: Option<(u64, Waker)>,
+    rung: bool,
+}
+
+/// Orders arrivals by time only; the packet rides along.
+#[derive(Debug)]
+struct ArrivalBox(Arc<Packet>);
+impl PartialEq for ArrivalBox {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for ArrivalBox {}
+impl PartialOrd for ArrivalBox {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ArrivalBox {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Traffic {
+    pub messages: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub cut_by_partition: u64,
+    pub pruned_links: u64,
+}
+
+pub struct Fabric {
+    settings: Settings,
+    dice: Dice,
+    mesh: Vec<Vec<usize>>,
+    peers: Vec<Peer>,
+    up: Vec<bool>,
+    /// Partition side of each node (0 or 1) and whether only 1 → 0 is cut.
+    side: Vec<u8>,
+    partitioned: bool,
+    one_way: bool,
+    spike: Option<(u64, u64)>,
+    sequence: u64,
+    pub traffic: Traffic,
+    /// Per node, messages and bytes it sent.
+    pub sent_by: Vec<(u64, u64)>,
+    pub rejected: BTreeMap<String, u64>,
+    pub ignored: BTreeMap<String, u64>,
+}
+
+impl Fabric {
+    pub fn new(seed: u64, nodes: usize, settings: Settings) -> Fabric {
+        let mut dice = Dice::new(seed, "mesh", 0);
+        // A ring keeps the mesh connected; random chords bring the degree to about D.
+        let mut links: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nodes];
+        for i in 0..nodes {
+            let j = (i + 1) % nodes;
+            if i != j {
+                links[i].insert(j);
+                links[j].insert(i);
+            }
+        }
+        let chords = settings.degree.saturating_sub(2) / 2;
+        for i in 0..nodes {
+            for _ in 0..chords {
+                let j = dice.below(nodes);
+                if j != i {
+                    links[i].insert(j);
+                    links[j].insert(i);
+                }
+            }
+        }
+        Fabric {
+            mesh: links.into_iter().map(|l| l.into_iter().collect()).collect(),
+            peers: (0..nodes).map(|_| Peer::default()).collect(),
+            up: vec![false; nodes],
+            side: vec![0; nodes],
+            partitioned: false,
+            one_way: false,
+            spike: None,
+            sequence: 0,
+            traffic: Traffic::default(),
+            sent_by: vec![(0, 0); nodes],
+            rejected: BTreeMap::new(),
+            ignored: BTreeMap::new(),
+            dice: Dice::new(seed, "network", 0),
+            settings,
+        }
+    }
+
+    /// Mesh peers a node can currently exchange messages with.
+    pub fn reachable_peers(&self, node: usize) -> usize {
+        self.mesh[node]
+            .iter()
+            .filter(|&&p| self.up[p] && self.link_open(node, p) && self.link_open(p, node))
+            .count()
+    }
+
+    pub fn set_up(&mut self, node: usize, up: bool) {
+        self.up[node] = up;
+        // Volatile state goes with the process.
+        self.peers[node] = Peer::default();
+    }
+
+    pub fn partition(&mut self, side: &BTreeSet<usize>, one_way: bool) {
+        self.side.iter_mut().for_each(|s| *s = 0);
+        side.iter().for_each(|&n| self.side[n] = 1);
+        self.partitioned = true;
+        self.one_way = one_way;
+    }
+
+    pub fn heal(&mut self) {
+        self.partitioned = false;
+    }
+
+    pub fn delay_spike(&mut self, until: u64, extra_ms: u64) {
+        self.spike = Some((until, extra_ms));
+    }
+
+    fn link_open(&self, from: usize, to: usize) -> bool {
+        if !self.partitioned || self.side[from] == self.side[to] {
+            return true;
+        }
+        self.one_way && self.side[from] == 0
+    }
+
+    /// A node publishes its own message: to every mesh peer.
+    pub fn publish(&mut self, now: u64, from: usize, bytes: Vec<u8>) {
+        let packet = Packet::new(bytes);
+        self.mark_seen(now, from, packet.id);
+        self.send_to_mesh(now, from, None, &packet);
+    }
+
+    /// The node's verdict on a delivered copy: forward it, drop it, or drop it and penalise.
+    pub fn verdict(&mut self, now: u64, node: usize, token: u64, verdict: Verdict) {
+        let Some((from, packet)) = self.peers[node].pending.remove(&token) else {
+            return;
+        };
+        match verdict {
+            Verdict::Accept => self.send_to_mesh(now, node, Some(from), &packet),
+            Verdict::Ignore(why) => *self.ignored.entry(format!("{why:?}")).or_default() += 1,
+            Verdict::Reject(why) => {
+                *self.rejected.entry(kind(why)).or_default() += 1;
+                let peer = &mut self.peers[node];
+                let penalty = peer.penalties.entry(from).or_default();
+                *penalty += 1;
+                if *penalty == PRUNE_AFTER {
+                    peer.pruned.insert(from);
+                    self.traffic.pruned_links += 1;
+                }
+            }
+        }
+    }
+
+    fn send_to_mesh(&mut self, now: u64, from: usize, except: Option<usize>, packet: &Arc<Packet>) {
+        for k in 0..self.mesh[from].len() {
+            let to = self.mesh[from][k];
+            if Some(to) != except && !self.peers[from].pruned.contains(&to) {
+                self.send(now, from, to, packet);
+            }
+        }
+    }
+
+    fn send(&mut self, now: u64, from: usize, to: usize, packet: &Arc<Packet>) {
+        self.traffic.messages += 1;
+        self.traffic.bytes += packet.bytes.len() as u64;
+        let sent = &mut self.sent_by[from];
+        sent.0 += 1;
+        sent.1 += packet.bytes.len() as u64;
+        if !self.link_open(from, to) {
+            self.traffic.cut_by_partition += 1;
+            return;
+        }
+        if self.dice.chance(self.settings.loss) {
+            self.traffic.lost += 1;
+            return;
+        }
+        // A copy the receiver has already seen would be dropped on arrival: skip the work.
+        if !self.up[to] || self.has_seen(to, packet.id) || self.peers[to].pruned.contains(&from) {
+            return;
+        }
+        let copies = if self.dice.chance(self.settings.duplication) {
+            self.traffic.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let (lo, hi) = self.settings.latency_ms;
+            let mut at = now + self.dice.range(lo, hi);
+            if let Some((until, extra)) = self.spike
+                && now < until
+            {
+                at += self.dice.range(0, extra);
+            }
+            self.sequence += 1;
+            let entry = (at, self.sequence, from, ArrivalBox(packet.clone()));
+            self.peers[to].inbox.push(std::cmp::Reverse(entry));
+            self.ring(to, at);
+        }
+    }
+
+    /// Something for `node` is due at `at`: wake its driver if it sleeps past that.
+    pub fn ring(&mut self, node: usize, at: u64) {
+        let peer = &mut self.peers[node];
+        if peer.bell.as_ref().is_some_and(|(wake_at, _)| at < *wake_at) {
+            let (_, waker) = peer.bell.take().expect("checked");
+            peer.rung = true;
+            waker.wake();
+        }
+    }
+
+    /// Ready once [`Fabric::ring`] names a time before `wake_at`.
+    pub fn poll_bell(&mut self, node: usize, wake_at: u64, cx: &mut Context<'_>) -> Poll<()> {
+        let peer = &mut self.peers[node];
+        if std::mem::take(&mut peer.rung) {
+            return Poll::Ready(());
+        }
+        peer.bell = Some((wake_at, cx.waker().clone()));
+        Poll::Pending
+    }
+
+    /// When the next arrival at `node` is due.
+    pub fn next_arrival(&self, node: usize) -> Option<u64> {
+        self.peers[node].inbox.peek().map(|r| r.0.0)
+    }
+
+    /// The next arrival due by `now` that the node has not seen, registered for its verdict.
+    pub fn take_arrival(&mut self, now: u64, node: usize) -> Option<Arrival> {
+        loop {
+            let peer = &mut self.peers[node];
+            if peer.inbox.peek().is_none_or(|r| r.0.0 > now) {
+                return None;
+            }
+            let std::cmp::Reverse((_, token, from, ArrivalBox(packet))) = peer.inbox.pop()?;
+            if self.has_seen(node, packet.id) {
+                continue;
+            }
+            self.mark_seen(now, node, packet.id);
+            self.peers[node]
+                .pending
+                .insert(token, (from, packet.clone()));
+            return Some(Arrival {
+                from,
+                token,
+                packet,
+            });
+        }
+    }
+
+    fn has_seen(&self, node: usize, id: u64) -> bool {
+        let seen = &self.peers[node].seen;
+        seen[0].contains(&id) || seen[1].contains(&id)
+    }
+
+    fn mark_seen(&mut self, now: u64, node: usize, id: u64) {
+        let peer = &mut self.peers[node];
+        if now >= peer.seen_rotated_at + SEEN_FOR_MS {
+            peer.seen.swap(0, 1);
+            peer.seen[0].clear();
+            peer.seen_rotated_at = now;
+        }
+        peer.seen[0].insert(id);
+    }
+}
+
+/// A readable name for a kind of invalid message (without the detail, e.g. which length).
+fn kind(why: Misbehaviour) -> String {
+    let name = match why {
+        Misbehaviour::Malformed(error) => format!("Malformed({error:?})"),
+        other => format!("{other:?}"),
+    };
+    match name.split_once("(").map(|(_, inner)| inner.split_once('(')) {
+        Some(Some((inner, _))) => format!("Malformed({inner})"),
+        _ => name,
+    }
+}
+
+/// FNV-1a over the bytes, then a mix: deterministic, and cheap next to everything else.
+fn content_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^ (h >> 29)
+}

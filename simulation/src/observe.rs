@@ -1,0 +1,190 @@
+//! What the simulation watches while it runs: a hash over every action every node took (two runs
+//! of one seed must agree on it), the last few of them for a failure's story, and each price's
+//! timeline (published, first at quorum at an honest node).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use protocol::{Action, Event, PriceId, Report};
+
+/// Actions kept for the story a failure tells.
+const STORY_LEN: usize = 40;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    pub at: u64,
+    pub node: usize,
+    pub what: &'static str,
+    pub id: Option<PriceId>,
+    pub detail: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeline {
+    pub published_at: u64,
+    pub origin: usize,
+    pub quorum_at: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct Observer {
+    hash: u64,
+    pub steps: u64,
+    story: VecDeque<Step>,
+    pub prices: BTreeMap<PriceId, Timeline>,
+    /// The node that most recently became the writer.
+    pub writer: Option<usize>,
+    pub published: u64,
+    pub cosigned: u64,
+    pub refused: u64,
+    pub expired_unstored: u64,
+    pub panics: Vec<String>,
+}
+
+impl Observer {
+    fn note(&mut self, step: Step) {
+        let id = step.id.map_or(0, |id| id.0 as u64 ^ (id.0 >> 64) as u64);
+        for word in [
+            step.at,
+            step.node as u64,
+            name_hash(step.what),
+            id,
+            step.detail,
+        ] {
+            self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+        self.steps += 1;
+        if self.story.len() == STORY_LEN {
+            self.story.pop_front();
+        }
+        self.story.push_back(step);
+    }
+
+    pub fn trace_hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub fn story(&self) -> impl Iterator<Item = &Step> {
+        self.story.iter()
+    }
+
+    pub fn event(&mut self, at: u64, node: usize, event: &Event) {
+        let (what, detail) = match event {
+            Event::TimerDue => ("timer due", 0),
+            Event::PricesFetched { answered } => ("prices fetched", answered.len() as u64),
+            Event::Gossip { message, .. } => ("gossip from", message.peer),
+            Event::Signed { .. } => ("signed", 0),
+            Event::DatabaseRead { heartbeats, stored } => {
+                ("database read", (heartbeats.len() + stored.len()) as u64)
+            }
+            Event::DatabaseUnreachable => ("database unreachable", 0),
+            Event::WriteFinished { outcome, .. } => ("write finished", *outcome as u64),
+            Event::PeersChanged { count } => ("peers", *count as u64),
+        };
+        let id = match event {
+            Event::Signed { id, .. } | Event::WriteFinished { id, .. } => Some(*id),
+            _ => None,
+        };
+        self.note(Step {
+            at,
+            node,
+            what,
+            id,
+            detail,
+        });
+    }
+
+    pub fn action(&mut self, at: u64, node: usize, honest: bool, action: &Action) {
+        let (what, id, detail) = match action {
+            Action::FetchPrices => ("fetch prices", None, 0),
+            Action::Sign { id, .. } => ("sign", Some(*id), 0),
+            Action::Broadcast { id, why, bytes } => (
+                "broadcast",
+                Some(*id),
+                (*why as u64) << 32 | bytes.len() as u64,
+            ),
+            Action::Verdict { message, verdict } => (verdict_name(verdict), None, message.token),
+            Action::Heartbeat => ("heartbeat", None, 0),
+            Action::ReadDatabase { .. } => ("read database", None, 0),
+            Action::Write(price) => (
+                "write",
+                Some(price.message.body.id),
+                price.signatures().len() as u64,
+            ),
+            Action::Report(report) => return self.report(at, node, honest, report),
+        };
+        self.note(Step {
+            at,
+            node,
+            what,
+            id,
+            detail,
+        });
+    }
+
+    fn report(&mut self, at: u64, node: usize, honest: bool, report: &Report) {
+        match *report {
+            Report::Published { id, .. } => {
+                self.published += 1;
+                self.prices.insert(
+                    id,
+                    Timeline {
+                        published_at: at,
+                        origin: node,
+                        quorum_at: None,
+                    },
+                );
+            }
+            Report::QuorumReached { id, .. } if honest => {
+                if let Some(timeline) = self.prices.get_mut(&id)
+                    && timeline.quorum_at.is_none()
+                {
+                    timeline.quorum_at = Some(at);
+                }
+            }
+            Report::CoSigned { .. } => self.cosigned += 1,
+            Report::Refused { .. } => self.refused += 1,
+            Report::WriterChanged { writer: true } => self.writer = Some(node),
+            Report::Expired {
+                reached_quorum: true,
+                ..
+            } if honest => self.expired_unstored += 1,
+            _ => {}
+        }
+        let (what, id) = match *report {
+            Report::Published { id, .. } => ("published", Some(id)),
+            Report::QuorumReached { id, .. } => ("quorum reached", Some(id)),
+            Report::Stored { id, .. } => ("stored", Some(id)),
+            Report::Expired { id, .. } => ("expired", Some(id)),
+            Report::WriterChanged { writer } => (
+                if writer {
+                    "became writer"
+                } else {
+                    "ceased writing"
+                },
+                None,
+            ),
+            _ => return,
+        };
+        self.note(Step {
+            at,
+            node,
+            what,
+            id,
+            detail: 0,
+        });
+    }
+}
+
+fn verdict_name(verdict: &protocol::Verdict) -> &'static str {
+    match verdict {
+        protocol::Verdict::Accept => "accept",
+        protocol::Verdict::Ignore(_) => "ignore",
+        protocol::Verdict::Reject(_) => "reject",
+    }
+}
+
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}

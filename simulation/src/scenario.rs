@@ -1,0 +1,435 @@
+//! What one run simulates, drawn entirely from its seed (in the manner of TigerBeetle's VOPR: the
+//! seed picks the fault parameters too, not only the moments): the deployment, the network's
+//! character, clocks, price sources, Byzantine members and the schedule of faults.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use protocol::{Address, Config, Feed, Keypair, Signers};
+
+use crate::dice::Dice;
+
+/// The knobs a person sets; everything else follows from the seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    pub seed: u64,
+    pub nodes: usize,
+    /// Simulated time, milliseconds.
+    pub duration_ms: u64,
+    pub faults: Profile,
+    pub variant: Variant,
+}
+
+/// Which faults a run may draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Profile {
+    /// A healthy network, database and sources: the baseline for latency.
+    None,
+    /// Loss, duplication, delay spikes and partitions.
+    Network,
+    /// Node crashes and restarts, the writer dying between write and acknowledgement.
+    Crashes,
+    /// Database outages and lost acknowledgements.
+    Database,
+    /// Byzantine members and misbehaving sources.
+    Byzantine,
+    /// Everything above, and clock skew.
+    All,
+}
+
+impl Profile {
+    pub const NAMES: &'static str = "none, network, crashes, database, byzantine, all";
+
+    pub fn parse(name: &str) -> Option<Profile> {
+        Some(match name {
+            "none" => Profile::None,
+            "network" => Profile::Network,
+            "crashes" => Profile::Crashes,
+            "database" => Profile::Database,
+            "byzantine" => Profile::Byzantine,
+            "all" => Profile::All,
+            _ => return None,
+        })
+    }
+
+    fn has(self, kind: Profile) -> bool {
+        self == kind || self == Profile::All
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format!("{self:?}").to_lowercase())
+    }
+}
+
+/// Deliberately broken builds, to show the checker catches what it claims to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Variant {
+    Correct,
+    /// Nodes configured to write with one signature.
+    QuorumOfOne,
+    /// A database that lets a second row in under an existing id.
+    NoPrimaryKey,
+    /// Nodes that count every signature as valid without checking it.
+    SignsWithoutVerifying,
+}
+
+impl Variant {
+    pub const NAMES: &'static str = "quorum-of-one, no-primary-key, signs-without-verifying";
+
+    pub fn parse(name: &str) -> Option<Variant> {
+        Some(match name {
+            "correct" => Variant::Correct,
+            "quorum-of-one" => Variant::QuorumOfOne,
+            "no-primary-key" => Variant::NoPrimaryKey,
+            "signs-without-verifying" => Variant::SignsWithoutVerifying,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Variant::Correct => "correct",
+            Variant::QuorumOfOne => "quorum-of-one",
+            Variant::NoPrimaryKey => "no-primary-key",
+            Variant::SignsWithoutVerifying => "signs-without-verifying",
+        };
+        f.write_str(name)
+    }
+}
+
+/// What a Byzantine member does besides running the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Attack {
+    /// Observes a price this many basis points off the truth (colluding liars share one offset).
+    Lie(i64),
+    /// Publishes a second, different body under each id it mints.
+    Equivocate,
+    /// Corrupts its own signature on what it sends.
+    InvalidSignature,
+    /// Adds a made-up signature in an honest member's name.
+    ForgeSigner,
+    /// Adds a valid signature by a key outside the allowlist.
+    UnknownSigner,
+    /// Lists one signer twice.
+    DuplicateSigner,
+    /// Sends old prices again.
+    Replay,
+    /// Floods random bytes.
+    Junk,
+    /// Heartbeats like a member but never writes when elected.
+    SilentWriter,
+}
+
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub latency_ms: (u64, u64),
+    pub loss: f64,
+    pub duplication: f64,
+    /// Mesh degree, as gossipsub's D.
+    pub degree: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub latency_ms: (u64, u64),
+    /// The database host's clock offset from true time.
+    pub skew_ms: i64,
+    /// A write applied but its answer lost on the way back.
+    pub lost_ack: f64,
+    pub primary_key: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub count: usize,
+    pub noise_bps: u64,
+    pub failure: f64,
+    /// (source, from, until, basis points): a source quoting off the truth for a while.
+    pub lies: Vec<(usize, u64, u64, i64)>,
+    /// (source, from, until): a source not answering for a while.
+    pub stalls: Vec<(usize, u64, u64)>,
+}
+
+/// One scheduled fault. Times are simulated milliseconds from the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Links between the two sides drop; `one_way` drops only messages from side 1 to side 0.
+    Partition {
+        side: BTreeSet<usize>,
+        one_way: bool,
+        isolate_writer: bool,
+    },
+    Heal,
+    Crash {
+        node: usize,
+        down_ms: u64,
+    },
+    /// The next node to write dies once the database applied it, before the answer arrives.
+    CrashNextWriter {
+        down_ms: u64,
+    },
+    DatabaseDown {
+        until: u64,
+    },
+    DelaySpike {
+        until: u64,
+        extra_ms: u64,
+    },
+}
+
+pub struct Scenario {
+    pub params: Params,
+    pub config: Config,
+    pub keys: Vec<Keypair>,
+    /// A key outside the allowlist.
+    pub outsider: Keypair,
+    pub network: Network,
+    pub database: Database,
+    pub sources: Sources,
+    pub skew_ms: Vec<i64>,
+    pub attacks: BTreeMap<usize, Vec<Attack>>,
+    pub faults: Vec<(u64, Fault)>,
+    /// When the last network, crash or database fault is over (Byzantine members never stop).
+    pub calm_from_ms: u64,
+}
+
+/// The product's promise, whatever a node's configuration says.
+pub const PROMISED_QUORUM: usize = 3;
+/// Unix time of the simulation's start, so ids and logs read like real ones.
+pub const EPOCH_MS: u64 = 1_767_225_600_000;
+
+impl Scenario {
+    pub fn new(params: Params) -> Scenario {
+        let mut dice = Dice::new(params.seed, "scenario", 0);
+        let n = params.nodes;
+        let keys = node_keys(n);
+        let allowlist: BTreeSet<Address> = keys.iter().map(Keypair::address).collect();
+        let mut config = Config::new(
+            "simnet",
+            Feed::new("ETH/USD").expect("a valid feed"),
+            Signers::Allowlist(allowlist),
+        );
+        config.min_peers = 3.min(n - 1);
+        if params.variant == Variant::QuorumOfOne {
+            config.quorum = 1;
+        }
+        let faults = params.faults;
+        let network = if faults.has(Profile::Network) {
+            let lo = dice.range(1, 30);
+            Network {
+                latency_ms: (lo, lo + dice.range(5, 300)),
+                loss: dice.unit() * 0.30,
+                duplication: dice.unit() * 0.50,
+                degree: 6,
+            }
+        } else {
+            Network {
+                latency_ms: (5, 60),
+                loss: 0.0,
+                duplication: 0.0,
+                degree: 6,
+            }
+        };
+        let database = Database {
+            latency_ms: (1, dice.range(2, 40)),
+            skew_ms: if faults.has(Profile::All) {
+                dice.range(0, 4_000) as i64 - 2_000
+            } else {
+                0
+            },
+            lost_ack: if faults.has(Profile::Database) || params.variant == Variant::NoPrimaryKey {
+                0.02 + dice.unit() * 0.2
+            } else {
+                0.0
+            },
+            primary_key: params.variant != Variant::NoPrimaryKey,
+        };
+        let duration = params.duration_ms;
+        // Faults happen in the first 60 % of the run; the rest shows recovery.
+        let fault_end = duration * 6 / 10;
+        let mut sources = Sources {
+            count: 3,
+            noise_bps: 5,
+            failure: 0.0,
+            lies: Vec::new(),
+            stalls: Vec::new(),
+        };
+        if faults.has(Profile::Byzantine) {
+            sources.failure = dice.unit() * 0.15;
+            // At most one source misbehaves at a time: with 3 sources the median stays honest.
+            let source = dice.below(3);
+            let from = dice.range(0, fault_end);
+            let until = from + dice.range(30_000, 300_000);
+            let bps = dice.range(50, 200) as i64 * if dice.chance(0.5) { 1 } else { -1 };
+            sources.lies.push((source, from, until, bps));
+            let from = dice.range(0, fault_end);
+            sources
+                .stalls
+                .push(((source + 1) % 3, from, from + dice.range(30_000, 300_000)));
+        }
+        let skew_bound = if faults.has(Profile::All) {
+            dice.range(0, 5_000)
+        } else {
+            0
+        };
+        let skew_ms = (0..n)
+            .map(|_| dice.range(0, 2 * skew_bound) as i64 - skew_bound as i64)
+            .collect();
+        let attacks = if faults.has(Profile::Byzantine) || params.variant != Variant::Correct {
+            byzantine(&mut dice, n, config.quorum, params.variant)
+        } else {
+            BTreeMap::new()
+        };
+        let mut schedule = Vec::new();
+        if faults.has(Profile::Network) {
+            for _ in 0..dice.range(1, 4) {
+                let at = dice.range(0, fault_end);
+                let length = dice.range(10_000, 240_000);
+                let isolate_writer = dice.chance(0.25);
+                let minority = (n as u64 * dice.range(10, 49) / 100).max(1) as usize;
+                let side = (0..minority).map(|_| dice.below(n)).collect();
+                let one_way = !isolate_writer && dice.chance(0.25);
+                let partition = Fault::Partition {
+                    side,
+                    one_way,
+                    isolate_writer,
+                };
+                schedule.push((at, partition));
+                schedule.push(((at + length).min(fault_end), Fault::Heal));
+            }
+            for _ in 0..dice.range(0, 3) {
+                let at = dice.range(0, fault_end);
+                let until = (at + dice.range(1_000, 60_000)).min(fault_end);
+                let extra_ms = dice.range(200, 3_000);
+                schedule.push((at, Fault::DelaySpike { until, extra_ms }));
+            }
+        }
+        if faults.has(Profile::Crashes) {
+            for _ in 0..dice.range(1, (n as u64 / 10).clamp(2, 30)) {
+                let at = dice.range(0, fault_end);
+                let down_ms = dice
+                    .range(1_000, 180_000)
+                    .min(fault_end.saturating_sub(at) + 1);
+                schedule.push((
+                    at,
+                    Fault::Crash {
+                        node: dice.below(n),
+                        down_ms,
+                    },
+                ));
+            }
+            for _ in 0..dice.range(1, 3) {
+                let at = dice.range(0, fault_end);
+                let down_ms = dice.range(1_000, 60_000);
+                schedule.push((at, Fault::CrashNextWriter { down_ms }));
+            }
+        }
+        if faults.has(Profile::Database) {
+            for _ in 0..dice.range(1, 3) {
+                let at = dice.range(0, fault_end);
+                let until = (at + dice.range(5_000, 120_000)).min(fault_end);
+                schedule.push((at, Fault::DatabaseDown { until }));
+            }
+        }
+        schedule.sort_by_key(|(at, _)| *at);
+        let calm_from_ms = schedule
+            .iter()
+            .map(|(at, fault)| match fault {
+                Fault::Crash { down_ms, .. } | Fault::CrashNextWriter { down_ms } => at + down_ms,
+                Fault::DatabaseDown { until } | Fault::DelaySpike { until, .. } => *until,
+                Fault::Partition { .. } | Fault::Heal => *at,
+            })
+            .max()
+            .unwrap_or(0);
+        Scenario {
+            params,
+            config,
+            keys,
+            outsider: key(u32::MAX - 1),
+            network,
+            database,
+            sources,
+            skew_ms,
+            attacks,
+            faults: schedule,
+            calm_from_ms,
+        }
+    }
+
+    /// Members lying about the price, and the offset they share.
+    pub fn liars(&self) -> usize {
+        self.attacks
+            .values()
+            .filter(|a| a.iter().any(|x| matches!(x, Attack::Lie(_))))
+            .count()
+    }
+
+    pub fn is_byzantine(&self, node: usize) -> bool {
+        self.attacks.contains_key(&node)
+    }
+}
+
+fn byzantine(
+    dice: &mut Dice,
+    n: usize,
+    quorum: usize,
+    variant: Variant,
+) -> BTreeMap<usize, Vec<Attack>> {
+    use Attack::*;
+    let mut attacks = BTreeMap::new();
+    let count = match variant {
+        Variant::Correct => dice.range(1, (n as u64 / 10).max(1)) as usize,
+        _ => 2,
+    };
+    // Usually fewer liars than a quorum; one run in four, a colluding quorum of them.
+    let liars = if variant == Variant::Correct && dice.chance(0.25) {
+        quorum.min(n / 3)
+    } else {
+        dice.range(0, (quorum as u64).saturating_sub(1)) as usize
+    };
+    let offset = dice.range(150, 500) as i64 * if dice.chance(0.5) { 1 } else { -1 };
+    let all = [
+        Equivocate,
+        InvalidSignature,
+        ForgeSigner,
+        UnknownSigner,
+        DuplicateSigner,
+        Replay,
+        Junk,
+        SilentWriter,
+    ];
+    let members: BTreeSet<usize> = (0..count.max(liars).min(n / 3).max(1))
+        .map(|_| dice.below(n))
+        .collect();
+    for (k, &node) in members.iter().enumerate() {
+        let mut chosen: Vec<Attack> = all.iter().copied().filter(|_| dice.chance(0.4)).collect();
+        if k < liars {
+            chosen.push(Lie(offset));
+        }
+        if variant == Variant::SignsWithoutVerifying {
+            chosen = vec![ForgeSigner];
+        }
+        if variant != Variant::Correct && variant != Variant::SignsWithoutVerifying {
+            chosen.clear();
+        }
+        attacks.insert(node, chosen);
+    }
+    attacks.retain(|_, a| !a.is_empty());
+    attacks
+}
+
+fn key(index: u32) -> Keypair {
+    let mut secret = [0u8; 32];
+    secret[28..].copy_from_slice(&(index + 1).to_be_bytes());
+    secret[0] = 0x5a;
+    Keypair::from_secret(&secret).expect("a valid secret")
+}
+
+/// Node i's key, the same in every run.
+pub fn node_keys(n: usize) -> Vec<Keypair> {
+    (0..n as u32).map(key).collect()
+}

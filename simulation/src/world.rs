@@ -1,0 +1,116 @@
+//! Everything the simulated nodes share: the network, the database host, the market, the memo of
+//! signature recoveries, and the observer. One lock; nothing holds it across an `await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use madsim::time::Instant;
+use protocol::{Address, Event, Signature, SignatureCheck};
+
+use crate::database::Database;
+use crate::market::Market;
+use crate::network::Fabric;
+use crate::observe::Observer;
+use crate::scenario::Scenario;
+
+pub struct World {
+    pub fabric: Fabric,
+    pub database: Database,
+    pub observer: Observer,
+    /// Answers from a node's own tasks (database, sources), fed on its next wake.
+    pub local: Vec<Vec<Event>>,
+    pub incarnations: Vec<u64>,
+    /// Armed by a fault: the next node to write dies after the database applied it.
+    pub crash_next_writer: Option<u64>,
+    /// (node, down for): nodes that must die now.
+    pub kill_requests: Vec<(usize, u64)>,
+}
+
+pub struct Shared {
+    pub scenario: Scenario,
+    pub market: Market,
+    pub check: Arc<dyn SignatureCheck>,
+    world: Mutex<World>,
+    start: Instant,
+}
+
+impl Shared {
+    pub fn new(scenario: Scenario, check: Arc<dyn SignatureCheck>) -> Shared {
+        let n = scenario.params.nodes;
+        let world = World {
+            fabric: Fabric::new(scenario.params.seed, n, scenario.network.clone()),
+            database: Database::new(scenario.database.clone()),
+            observer: Observer::default(),
+            local: vec![Vec::new(); n],
+            incarnations: vec![0; n],
+            crash_next_writer: None,
+            kill_requests: Vec::new(),
+        };
+        Shared {
+            market: Market::new(
+                scenario.params.seed,
+                scenario.params.duration_ms,
+                scenario.sources.clone(),
+            ),
+            scenario,
+            check,
+            world: Mutex::new(world),
+            start: Instant::now(),
+        }
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        // A panic elsewhere is reported by the run; the state is still worth reading.
+        self.world
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Simulated milliseconds since the start.
+    pub fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    pub fn instant(&self, sim_ms: u64) -> Instant {
+        self.start + Duration::from_millis(sim_ms)
+    }
+
+    /// An answer for node `index`'s driver, due now.
+    pub fn answer(&self, index: usize, event: Event) {
+        let now = self.now();
+        let mut world = self.world();
+        world.local[index].push(event);
+        world.fabric.ring(index, now);
+    }
+}
+
+/// (digest, signature)
+type Recovery = ([u8; 32], [u8; 65]);
+
+/// Recovery is a pure function of digest and signature, so thousands of simulated nodes can share
+/// one memo of it: each distinct signature is recovered once per run, not once per node.
+#[derive(Default)]
+pub struct SharedRecovery {
+    memo: Mutex<HashMap<Recovery, Option<Address>>>,
+}
+
+impl SignatureCheck for SharedRecovery {
+    fn is_by(&self, signature: &Signature, digest: &[u8; 32], signer: Address) -> bool {
+        let key = (*digest, signature.0);
+        let mut memo = self.memo.lock().unwrap_or_else(|p| p.into_inner());
+        let recovered = *memo
+            .entry(key)
+            .or_insert_with(|| signature.recover(digest).map(|(address, _)| address));
+        recovered == Some(signer)
+    }
+}
+
+/// The broken build for the checker's own test: every signature counts.
+pub struct TrustEverything;
+
+impl SignatureCheck for TrustEverything {
+    fn is_by(&self, _: &Signature, _: &[u8; 32], _: Address) -> bool {
+        true
+    }
+}

@@ -1,0 +1,311 @@
+//! The simulation's command line (`cargo test -p simulation -- ARGS`).
+//!
+//! With no arguments: the sweep CI runs (broken variants caught, a seed replayed twice, many seeds
+//! at 50–200 nodes, one at 1,000). With `--seed N`: that one run, replayed exactly.
+
+#[cfg(not(madsim))]
+fn main() {
+    eprintln!(
+        "the simulation needs madsim's simulated time and randomness, which exist only in builds \
+         with `--cfg madsim`. The workspace's .cargo/config.toml sets it; a RUSTFLAGS environment \
+         variable replaces that setting. Run `cargo test -p simulation` without RUSTFLAGS, or add \
+         `--cfg madsim` to it."
+    );
+    std::process::exit(2);
+}
+
+#[cfg(madsim)]
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match cli::parse(&args) {
+        Ok(command) => std::process::exit(cli::execute(command)),
+        Err(message) => {
+            eprintln!("{message}\n\n{}", cli::USAGE);
+            std::process::exit(2);
+        }
+    }
+}
+
+#[cfg(madsim)]
+mod cli {
+    use simulation::{Params, Profile, Variant};
+
+    pub const USAGE: &str = "usage: cargo test -p simulation -- [--seed N] [--runs N] [--nodes N] \
+[--duration 30m] [--faults PROFILE] [--variant NAME] [--report FILE]
+  --seed N         replay this seed (with --runs: the first of N consecutive seeds)
+  --runs N         run N seeds (without --seed they start from the clock)
+  --nodes N        nodes per run (default 100)
+  --duration D     simulated time: 90s, 30m, 1h (default 30m)
+  --faults P       none, network, crashes, database, byzantine, all (default all)
+  --variant V      a deliberately broken build: quorum-of-one, no-primary-key,
+                   signs-without-verifying (the run must then FAIL)
+  --report FILE    also write the reports as JSON
+  no arguments     the CI sweep";
+
+    pub enum Command {
+        Sweep,
+        Runs {
+            params: Params,
+            runs: u64,
+            report: Option<String>,
+        },
+    }
+
+    pub fn parse(args: &[String]) -> Result<Command, String> {
+        let mut seed = None;
+        let mut runs = None;
+        let mut nodes = 100;
+        let mut duration_ms = 30 * 60_000;
+        let mut faults = Profile::All;
+        let mut variant = Variant::Correct;
+        let mut report = None;
+        let mut given = 0;
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            // What cargo or a habit passes to every test binary means nothing here.
+            if ["--nocapture", "--quiet", "-q", "--show-output"].contains(&flag.as_str())
+                || flag.starts_with("--test-threads")
+                || flag.starts_with("--color")
+            {
+                continue;
+            }
+            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+            given += 1;
+            match flag.as_str() {
+                "--seed" => seed = Some(number(value()?)?),
+                "--runs" => runs = Some(number(value()?)?),
+                "--nodes" => nodes = number(value()?)? as usize,
+                "--duration" => duration_ms = duration(value()?)?,
+                "--faults" => {
+                    let name = value()?;
+                    faults = Profile::parse(name).ok_or(format!(
+                        "unknown fault profile {name:?}: use one of {}",
+                        Profile::NAMES
+                    ))?;
+                }
+                "--variant" => {
+                    let name = value()?;
+                    variant = Variant::parse(name).ok_or(format!(
+                        "unknown variant {name:?}: use one of {}",
+                        Variant::NAMES
+                    ))?;
+                }
+                "--report" => report = Some(value()?.clone()),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        if given == 0 {
+            return Ok(Command::Sweep);
+        }
+        if nodes < 4 {
+            return Err("--nodes must be at least 4 (a quorum of 3 and an origin)".into());
+        }
+        let seed = seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        });
+        Ok(Command::Runs {
+            params: Params {
+                seed,
+                nodes,
+                duration_ms,
+                faults,
+                variant,
+            },
+            runs: runs.unwrap_or(1),
+            report,
+        })
+    }
+
+    fn number(text: &str) -> Result<u64, String> {
+        text.parse()
+            .map_err(|_| format!("{text:?} is not a whole number"))
+    }
+
+    fn duration(text: &str) -> Result<u64, String> {
+        let (digits, unit) = text.split_at(
+            text.find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(text.len()),
+        );
+        let scale = match unit {
+            "" | "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(format!("{text:?}: use a number with s, m or h, like 30m")),
+        };
+        let ms = number(digits)? * scale;
+        if ms < 60_000 {
+            return Err(format!("{text:?}: simulate at least a minute"));
+        }
+        Ok(ms)
+    }
+
+    /// The command that replays this run.
+    pub fn replay(p: &Params) -> String {
+        let variant = match p.variant {
+            Variant::Correct => String::new(),
+            v => format!(" --variant {v}"),
+        };
+        format!(
+            "cargo test -p simulation -- --seed {} --nodes {} --duration {}s --faults {}{variant}",
+            p.seed,
+            p.nodes,
+            p.duration_ms / 1_000,
+            p.faults
+        )
+    }
+
+    /// Runs and prints; true when every invariant held.
+    fn run_one(params: Params, reports: &mut Vec<simulation::Report>) -> (bool, String) {
+        let outcome = simulation::run(params.clone());
+        println!("{}\n", outcome.report.summary());
+        let passed = outcome.violations.is_empty();
+        if !passed {
+            eprintln!("FAILED: seed {}", params.seed);
+            for violation in outcome.violations.iter().take(10) {
+                eprintln!("  broken: {}: {}", violation.invariant, violation.detail);
+            }
+            if outcome.violations.len() > 10 {
+                eprintln!("  ... and {} more", outcome.violations.len() - 10);
+            }
+            eprintln!("  the last steps before the end:");
+            for line in &outcome.story {
+                eprintln!("    {line}");
+            }
+            eprintln!("  replay: {}\n", replay(&params));
+        }
+        let hash = outcome.report.trace_hash.clone();
+        reports.push(outcome.report);
+        (passed, hash)
+    }
+
+    pub fn execute(command: Command) -> i32 {
+        match command {
+            Command::Sweep => sweep(),
+            Command::Runs {
+                params,
+                runs,
+                report,
+            } => {
+                let mut reports = Vec::new();
+                let mut failures = 0;
+                for k in 0..runs {
+                    let params = Params {
+                        seed: params.seed + k,
+                        ..params.clone()
+                    };
+                    let broken = params.variant != Variant::Correct;
+                    let (passed, _) = run_one(params, &mut reports);
+                    if !passed && !broken {
+                        failures += 1;
+                    }
+                }
+                if let Some(path) = report {
+                    let json = serde_json::to_string_pretty(&reports).expect("reports serialise");
+                    if let Err(error) = std::fs::write(&path, json) {
+                        eprintln!("could not write the report to {path}: {error}");
+                        return 1;
+                    }
+                }
+                i32::from(failures > 0)
+            }
+        }
+    }
+
+    /// What CI runs. Each part says what it shows.
+    fn sweep() -> i32 {
+        let mut reports = Vec::new();
+        let mut failed = Vec::new();
+        let minutes = 60_000;
+
+        // The checker can fail: each broken build must be caught.
+        for variant in [
+            Variant::QuorumOfOne,
+            Variant::NoPrimaryKey,
+            Variant::SignsWithoutVerifying,
+        ] {
+            let params = Params {
+                seed: 7,
+                nodes: 30,
+                duration_ms: 30 * minutes,
+                faults: Profile::None,
+                variant,
+            };
+            let outcome = simulation::run(params.clone());
+            let caught: Vec<_> = outcome.violations.iter().map(|v| v.invariant).collect();
+            println!("variant {variant}: caught by {caught:?}");
+            if caught.is_empty() {
+                eprintln!(
+                    "FAILED: the broken variant {variant} was not caught: {}",
+                    replay(&params)
+                );
+                failed.push(replay(&params));
+            }
+        }
+
+        // Determinism: one seed, twice, one trace.
+        let twice = Params {
+            seed: 42,
+            nodes: 50,
+            duration_ms: 20 * minutes,
+            faults: Profile::All,
+            variant: Variant::Correct,
+        };
+        let (a, first) = run_one(twice.clone(), &mut reports);
+        let (b, second) = run_one(twice.clone(), &mut reports);
+        if !(a && b) {
+            failed.push(replay(&twice));
+        }
+        if first != second {
+            eprintln!("FAILED: seed 42 ran twice gave traces {first} and {second}");
+            failed.push(replay(&twice));
+        }
+
+        // Many seeds, every fault profile, 50 to 200 nodes.
+        let profiles = [
+            Profile::All,
+            Profile::Network,
+            Profile::Crashes,
+            Profile::Database,
+            Profile::Byzantine,
+            Profile::None,
+        ];
+        for seed in 1..=12u64 {
+            let params = Params {
+                seed,
+                nodes: [50, 100, 200][seed as usize % 3],
+                duration_ms: 30 * minutes,
+                faults: profiles[seed as usize % profiles.len()],
+                variant: Variant::Correct,
+            };
+            if !run_one(params.clone(), &mut reports).0 {
+                failed.push(replay(&params));
+            }
+        }
+
+        // And one large network.
+        let large = Params {
+            seed: 1_000,
+            nodes: 1_000,
+            duration_ms: 15 * minutes,
+            faults: Profile::All,
+            variant: Variant::Correct,
+        };
+        if !run_one(large.clone(), &mut reports).0 {
+            failed.push(replay(&large));
+        }
+
+        if failed.is_empty() {
+            println!(
+                "sweep: {} runs, every invariant held, broken variants caught",
+                reports.len()
+            );
+            0
+        } else {
+            eprintln!("sweep: {} failed; replay with:", failed.len());
+            failed.iter().for_each(|f| eprintln!("  {f}"));
+            1
+        }
+    }
+}
