@@ -3,12 +3,16 @@
 //! wave, and so on. Signatures per price stay the same at 10 or 10,000 nodes, and every node finds
 //! its own wave in O(log n).
 
+use std::collections::BTreeMap;
+
 use crate::crypto::{Address, keccak256};
 use crate::price::PriceId;
 
 #[derive(Debug, Default)]
 pub(crate) struct Committee {
     ring: Vec<(u64, Address)>,
+    /// Each member's position, so a lookup costs no hash.
+    positions: BTreeMap<Address, u64>,
 }
 
 fn position(bytes: &[u8]) -> u64 {
@@ -27,6 +31,7 @@ impl Committee {
         let entry = (position(&member.0), member);
         if let Err(at) = self.ring.binary_search(&entry) {
             self.ring.insert(at, entry);
+            self.positions.insert(member, entry.0);
         }
     }
 
@@ -47,11 +52,13 @@ impl Committee {
             return None;
         }
         let n = self.ring.len();
-        let index = |a: Address| self.ring.binary_search(&(position(&a.0), a)).ok();
+        let index = |a: Address| {
+            let at = *self.positions.get(&a)?;
+            self.ring.binary_search(&(at, a)).ok()
+        };
         let mine = index(member)?;
-        let start = self
-            .ring
-            .partition_point(|&(p, _)| p < position(&id.0.to_be_bytes()));
+        let at = position(&id.0.to_be_bytes());
+        let start = self.ring.partition_point(|&(p, _)| p < at);
         let distance = |i: usize| (i + n - start) % n;
         let mut rank = distance(mine);
         if index(origin).is_some_and(|o| distance(o) < rank) {

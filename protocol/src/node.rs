@@ -61,6 +61,8 @@ pub(crate) struct Entry {
     pub phase: Phase,
     /// This node has decided whether to sign (it signs an id at most once).
     pub decided: bool,
+    /// This node's co-signing wave for the price, once looked up (`Some(None)`: never).
+    pub wave: Option<Option<usize>>,
     pub retransmits: u32,
     pub write_failures: u32,
 }
@@ -300,6 +302,7 @@ impl Node {
             last_signature_at: self.now,
             phase: Phase::Collecting,
             decided: false,
+            wave: None,
             retransmits: 0,
             write_failures: 0,
         };

@@ -133,10 +133,17 @@ impl Node {
             return;
         }
         let (origin, observed_at) = (entry.origin, entry.body.observed_at_ms);
-        let Some(wave) = self
-            .committee
-            .wave(id, origin, self.me, self.config.committee)
-        else {
+        let wave = match entry.wave {
+            Some(wave) => wave,
+            None => {
+                let wave = self
+                    .committee
+                    .wave(id, origin, self.me, self.config.committee);
+                self.prices.get_mut(&id).expect("held").wave = Some(wave);
+                wave
+            }
+        };
+        let Some(wave) = wave else {
             return;
         };
         let at = observed_at + wave as u64 * self.config.cosign_step_ms;
