@@ -59,7 +59,7 @@ impl Node {
             Some(entry) if entry.body != body => return Verdict::Ignore(Ignored::Equivocation),
             Some(entry) => {
                 if signers.keys().all(|s| entry.signatures.contains_key(s)) {
-                    return Verdict::Ignore(Ignored::Duplicate);
+                    return self.duplicate(id);
                 }
                 entry.digest
             }
@@ -97,10 +97,13 @@ impl Node {
             return Verdict::Reject(BadSignature);
         }
         if added == 0 && held {
-            return Verdict::Ignore(Ignored::Duplicate);
+            return self.duplicate(id);
         }
         if was_ready {
-            return Verdict::Ignore(Ignored::AlreadyReady);
+            return match self.overdue(id) {
+                true => Verdict::Accept,
+                false => Verdict::Ignore(Ignored::AlreadyReady),
+            };
         }
         let entry = &self.prices[&id];
         match entry.phase {
@@ -116,6 +119,27 @@ impl Node {
             _ => {}
         }
         Verdict::Accept
+    }
+
+    /// Nothing new in this copy. Past the moment the price's signers start retransmitting it, a
+    /// copy is passed on all the same: it is a retransmission, and gossip forwards only what its
+    /// receivers accept, so without this it would stop at the first node that has the price and
+    /// never reach the one that lacks it (often the writer, after a partition or lost messages).
+    fn duplicate(&self, id: PriceId) -> Verdict {
+        match self.overdue(id) {
+            true => Verdict::Accept,
+            false => Verdict::Ignore(Ignored::Duplicate),
+        }
+    }
+
+    /// A ready price whose signers have begun retransmitting it, not yet seen stored.
+    fn overdue(&self, id: PriceId) -> bool {
+        let config = &self.config;
+        self.prices.get(&id).is_some_and(|entry| {
+            entry.phase != Phase::Collecting
+                && self.now
+                    >= entry.last_signature_at + config.write_delay_ms + config.retransmit_after_ms
+        })
     }
 
     /// In an open network the committee ring grows with the signers this node has verified.

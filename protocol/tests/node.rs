@@ -783,6 +783,38 @@ fn a_signer_retransmits_a_ready_price_until_it_is_seen_stored() {
 }
 
 #[test]
+fn copies_of_a_price_overdue_for_storing_are_passed_on() {
+    let keys = keys(4);
+    let (mut node, b) = signer_of_a_ready_price(&keys);
+    let net = node.network_id();
+    let copy = || gossip(signed(net, b, &[&keys[0], &keys[2]]).encode());
+    // Until its signers retransmit it, a copy is nothing new; from then on it is a retransmission
+    // on its way to whoever lacks the price, and gossip forwards only what is accepted.
+    let retransmitting = READY + 30_000 + 60_000;
+    assert_eq!(
+        step(&mut node, retransmitting - 1, copy())[0],
+        verdict(Verdict::Ignore(Ignored::Duplicate))
+    );
+    assert_eq!(
+        step(&mut node, retransmitting, copy())[0],
+        verdict(Verdict::Accept)
+    );
+    // Once seen stored, never again.
+    step(
+        &mut node,
+        retransmitting + 1,
+        Event::DatabaseRead {
+            heartbeats: vec![],
+            stored: vec![b.id],
+        },
+    );
+    assert_eq!(
+        step(&mut node, retransmitting + 2, copy())[0],
+        verdict(Verdict::Ignore(Ignored::AlreadyStored))
+    );
+}
+
+#[test]
 fn retransmissions_are_bounded_and_a_ready_price_expires_after_its_ttl() {
     let keys = keys(4);
     let (mut node, b) = signer_of_a_ready_price(&keys);

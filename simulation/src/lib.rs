@@ -36,7 +36,7 @@ const TICK_MS: u64 = 100;
 pub struct Outcome {
     pub report: Report,
     pub violations: Vec<Violation>,
-    /// The last steps before the end (or the panic), oldest first.
+    /// The first violation's price's first and last steps, or the run's last steps.
     pub story: Vec<String>,
 }
 
@@ -68,7 +68,8 @@ pub fn run(params: Params) -> Outcome {
     report.speedup = report.simulated_s / report.wall_s;
     let story = world
         .observer
-        .story()
+        .story(violations.first().and_then(|v| v.id))
+        .iter()
         .map(|s| {
             let id = s.id.map(|id| format!(" {id}")).unwrap_or_default();
             format!(

@@ -14,7 +14,8 @@ use crate::scenario::Network as Settings;
 
 /// Rejections after which a receiver prunes the sender from its mesh (a graylist).
 const PRUNE_AFTER: u32 = 8;
-/// How long a node's duplicate cache remembers a message id, as gossipsub's 60 s.
+/// How long a node's duplicate cache remembers a message id: at most gossipsub's 60 s (two
+/// generations of 30 s each, so between 30 and 60 s).
 const SEEN_FOR_MS: u64 = 60_000;
 
 /// One message on the wire, its id the hash of its bytes.
@@ -43,7 +44,7 @@ pub struct Arrival {
 
 #[derive(Default)]
 struct Peer {
-    /// Two generations of seen ids, rotated every `SEEN_FOR_MS`.
+    /// Two generations of seen ids, rotated every half `SEEN_FOR_MS`.
     seen: [HashSet<u64>; 2],
     seen_rotated_at: u64,
     /// Arrivals by due time (min-heap via Reverse).
@@ -313,7 +314,7 @@ impl Fabric {
 
     fn mark_seen(&mut self, now: u64, node: usize, id: u64) {
         let peer = &mut self.peers[node];
-        if now >= peer.seen_rotated_at + SEEN_FOR_MS {
+        if now >= peer.seen_rotated_at + SEEN_FOR_MS / 2 {
             peer.seen.swap(0, 1);
             peer.seen[0].clear();
             peer.seen_rotated_at = now;

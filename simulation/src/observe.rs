@@ -6,8 +6,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use protocol::{Action, Event, PriceId, Report};
 
-/// Actions kept for the story a failure tells.
+/// Steps kept for the story a failure tells: the last of the whole run, and per price the first
+/// and the last few.
 const STORY_LEN: usize = 40;
+const PRICE_STORY_LEN: usize = 16;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Step {
@@ -30,6 +32,7 @@ pub struct Observer {
     hash: u64,
     pub steps: u64,
     story: VecDeque<Step>,
+    price_stories: BTreeMap<PriceId, (Vec<Step>, VecDeque<Step>)>,
     pub prices: BTreeMap<PriceId, Timeline>,
     /// The node that most recently became the writer.
     pub writer: Option<usize>,
@@ -57,14 +60,32 @@ impl Observer {
             self.story.pop_front();
         }
         self.story.push_back(step);
+        // Every node reaching quorum, or ignoring a copy, would drown a price's story.
+        if let Some(id) = step.id
+            && step.what != "quorum reached"
+        {
+            let (first, last) = self.price_stories.entry(id).or_default();
+            if first.len() < PRICE_STORY_LEN {
+                first.push(step);
+            } else {
+                if last.len() == PRICE_STORY_LEN {
+                    last.pop_front();
+                }
+                last.push_back(step);
+            }
+        }
     }
 
     pub fn trace_hash(&self) -> u64 {
         self.hash
     }
 
-    pub fn story(&self) -> impl Iterator<Item = &Step> {
-        self.story.iter()
+    /// The story of one price if given (its first and last steps), else the run's last steps.
+    pub fn story(&self, id: Option<PriceId>) -> Vec<Step> {
+        match id.and_then(|id| self.price_stories.get(&id)) {
+            Some((first, last)) => first.iter().chain(last).copied().collect(),
+            None => self.story.iter().copied().collect(),
+        }
     }
 
     pub fn event(&mut self, at: u64, node: usize, event: &Event) {
