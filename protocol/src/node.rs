@@ -26,7 +26,6 @@ pub struct Node {
     pub(crate) network_id: [u8; 32],
     pub(crate) me: Address,
     pub(crate) check: Arc<dyn SignatureCheck>,
-    rng: ChaCha8Rng,
     pub(crate) now: u64,
     actions: VecDeque<Action>,
     pub(crate) timers: Timers,
@@ -107,11 +106,8 @@ impl Node {
             writer_until: None,
             counters: Counters::default(),
             config,
-            rng,
         };
-        // Nodes started together should not all publish in the same instant.
-        let spread = node.config.price_interval_ms.min(10_000);
-        let first = now + node.rng.next_u64() % spread;
+        let first = node.next_publication(now);
         node.timers.set(Timer::Observe, first);
         node.timers.set(Timer::Heartbeat, now);
         Ok(node)
@@ -182,6 +178,17 @@ impl Node {
         (self.prices.len(), self.stored.len(), self.timers.len())
     }
 
+    /// The first moment from `from` on at this node's phase of the price interval. The phase comes
+    /// from the address, so the network's publications spread evenly over the interval however
+    /// its nodes were started (all at once, say, after an outage), and a restart keeps it.
+    fn next_publication(&self, from: u64) -> u64 {
+        let interval = self.config.price_interval_ms;
+        let tail: [u8; 8] = self.me.0[12..].try_into().expect("8 bytes");
+        let phase = u64::from_be_bytes(tail) % interval;
+        let at = from - from % interval + phase;
+        if at < from { at + interval } else { at }
+    }
+
     pub(crate) fn push(&mut self, action: Action) {
         self.actions.push_back(action);
     }
@@ -193,8 +200,8 @@ impl Node {
     fn on_timer(&mut self, timer: Timer) {
         match timer {
             Timer::Observe => {
-                self.timers
-                    .set(Timer::Observe, self.now + self.config.price_interval_ms);
+                let next = self.next_publication(self.now + 1);
+                self.timers.set(Timer::Observe, next);
                 self.publish_pending = true;
                 self.request_fetch();
             }

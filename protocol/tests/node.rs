@@ -28,6 +28,17 @@ fn observing_node(keys: &[Keypair], me: usize) -> Node {
     node
 }
 
+/// Steps through heartbeats until the node's next timer is its first observation; returns when.
+fn first_observation(node: &mut Node) -> u64 {
+    loop {
+        let (at, timer) = node.poll_timeout().unwrap();
+        if timer == Timer::Observe {
+            return at;
+        }
+        step(node, at, Event::TimerDue);
+    }
+}
+
 fn writes(actions: Vec<Action>) -> Vec<Action> {
     actions
         .into_iter()
@@ -54,12 +65,20 @@ fn starts_with_a_heartbeat_then_observes_and_publishes() {
             Action::ReadDatabase { stored_since: None }
         ]
     );
-    let (at, timer) = node.poll_timeout().unwrap();
-    assert_eq!(timer, Timer::Observe);
+    let at = first_observation(&mut node);
+    let interval = config(&keys).price_interval_ms;
     assert!(
-        (T0..T0 + 10_000).contains(&at),
-        "first observation within 10 s of start"
+        (T0..T0 + interval).contains(&at),
+        "first observation within one interval of start"
     );
+    // Restarted later, the node keeps its phase of the interval.
+    let restart = T0 + 123_456;
+    let mut later = Node::new(config(&keys), keys[0].address(), 7, restart).unwrap();
+    step(&mut later, restart, Event::TimerDue);
+    let (later_at, timer) = later.poll_timeout().unwrap();
+    assert_eq!(timer, Timer::Observe);
+    assert!(later_at >= restart);
+    assert_eq!(later_at % interval, at % interval);
     assert_eq!(step(&mut node, at, Event::TimerDue), [Action::FetchPrices]);
 
     let actions = step(
@@ -125,8 +144,7 @@ fn too_few_sources_or_peers_publish_nothing() {
     cfg.min_sources = 2;
     cfg.min_peers = 3;
     let mut node = Node::new(cfg, keys[0].address(), 42, T0).unwrap();
-    step(&mut node, T0, Event::TimerDue);
-    let at = node.poll_timeout().unwrap().0;
+    let at = first_observation(&mut node);
     step(&mut node, at, Event::TimerDue);
     assert_eq!(
         step(

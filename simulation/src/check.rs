@@ -53,6 +53,8 @@ pub struct Report {
     pub simulated_s: f64,
     pub wall_s: f64,
     pub speedup: f64,
+    /// The process's peak resident memory so far (the whole sweep's, in a sweep).
+    pub peak_memory_mb: u64,
     pub published: u64,
     pub reached_quorum: usize,
     pub stored: usize,
@@ -290,6 +292,16 @@ pub fn check(
     (report, violations)
 }
 
+/// Peak resident memory of this process (Linux), in MB; 0 where it cannot be read.
+pub fn peak_memory_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
 /// Without faults: the write delay after quorum, plus the last signatures' arrival, a heartbeat
 /// period for the writer's timer and the database's round trip.
 const FAULTLESS_MARGIN_MS: u64 = 10_000;
@@ -304,7 +316,7 @@ impl Report {
             .collect();
         format!(
             "seed {seed} · {nodes} nodes · faults {faults} · {variant}\n\
-             time        {sim:.0} s simulated in {wall:.2} s wall ({speed:.0}x)\n\
+             time        {sim:.0} s simulated in {wall:.2} s wall ({speed:.0}x), peak memory {mem} MB\n\
              prices      {published} published, {quorum} reached quorum, {stored} stored, \
              {blocked} duplicate inserts blocked ({attempts} attempts), {expired} expired unstored\n\
              latency     to quorum p50 {q50} ms p99 {q99} ms · to storage p50 {s50} ms p99 {s99} ms\n\
@@ -325,6 +337,7 @@ impl Report {
             sim = self.simulated_s,
             wall = self.wall_s,
             speed = self.speedup,
+            mem = self.peak_memory_mb,
             published = self.published,
             quorum = self.reached_quorum,
             stored = self.stored,

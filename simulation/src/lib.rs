@@ -66,6 +66,7 @@ pub fn run(params: Params) -> Outcome {
     let (mut report, violations) = check::check(&shared.scenario, &shared.market, &world, end);
     report.wall_s = wall.elapsed().as_secs_f64();
     report.speedup = report.simulated_s / report.wall_s;
+    report.peak_memory_mb = check::peak_memory_mb();
     let story = world
         .observer
         .story(violations.first().and_then(|v| v.id))
