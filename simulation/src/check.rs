@@ -53,7 +53,7 @@ pub struct Report {
     pub simulated_s: f64,
     pub wall_s: f64,
     pub speedup: f64,
-    /// The process's peak resident memory so far (the whole sweep's, in a sweep).
+    /// Peak resident memory during the run.
     pub peak_memory_mb: u64,
     pub published: u64,
     pub reached_quorum: usize,
@@ -290,6 +290,11 @@ pub fn check(
         ..Report::default()
     };
     (report, violations)
+}
+
+/// Starts the peak measured by [`peak_memory_mb`] afresh (Linux; elsewhere it keeps the process's).
+pub fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Peak resident memory of this process (Linux), in MB; 0 where it cannot be read.

@@ -43,6 +43,7 @@ pub struct Outcome {
 /// Runs one simulation to its end and checks it.
 pub fn run(params: Params) -> Outcome {
     let wall = std::time::Instant::now();
+    check::reset_peak_memory();
     let runtime =
         madsim::runtime::Runtime::with_seed_and_config(params.seed, madsim::Config::default());
     let scenario = Scenario::new(params.clone());
@@ -83,6 +84,8 @@ pub fn run(params: Params) -> Outcome {
             )
         })
         .collect();
+    drop(world);
+    drop(runtime);
     Outcome {
         report,
         violations,
@@ -152,4 +155,8 @@ async fn supervise(shared: Arc<Shared>) {
         });
         madsim::time::sleep(Duration::from_millis(TICK_MS)).await;
     }
+    // The run is over: stop every node so the executor drops its tasks and their state.
+    shared.world().fabric.release();
+    nodes.iter().for_each(|&node| handle.kill(node));
+    madsim::time::sleep(Duration::from_millis(1)).await;
 }

@@ -269,6 +269,12 @@ impl Fabric {
         }
     }
 
+    /// Drops every driver's waker: they reference the tasks that reference this network, a cycle
+    /// that would keep a finished run's memory alive.
+    pub fn release(&mut self) {
+        self.peers.iter_mut().for_each(|peer| peer.bell = None);
+    }
+
     /// Ready once [`Fabric::ring`] names a time before `wake_at`.
     pub fn poll_bell(&mut self, node: usize, wake_at: u64, cx: &mut Context<'_>) -> Poll<()> {
         let peer = &mut self.peers[node];

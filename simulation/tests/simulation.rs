@@ -233,7 +233,8 @@ mod cli {
                 variant,
             };
             let outcome = simulation::run(params.clone());
-            let caught: Vec<_> = outcome.violations.iter().map(|v| v.invariant).collect();
+            let caught: std::collections::BTreeSet<_> =
+                outcome.violations.iter().map(|v| v.invariant).collect();
             println!("variant {variant}: caught by {caught:?}");
             if caught.is_empty() {
                 eprintln!(
