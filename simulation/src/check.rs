@@ -53,7 +53,7 @@ pub struct Report {
     pub simulated_s: f64,
     pub wall_s: f64,
     pub speedup: f64,
-    /// Peak resident memory during the run.
+    /// Peak resident memory during the run (in a sweep, at least what earlier runs left resident).
     pub peak_memory_mb: u64,
     pub published: u64,
     pub reached_quorum: usize,
