@@ -1,0 +1,97 @@
+//! Where prices and heartbeats are kept: PostgreSQL when a database URL is given, otherwise an
+//! embedded SQLite file. Both have the same semantics, shown by one conformance suite
+//! (`tests/store.rs`): a price id is stored at most once (`ON CONFLICT (id) DO NOTHING`), a row
+//! below its quorum is refused by the schema, prices are exact, heartbeats are stamped by the
+//! database's own clock.
+
+mod postgres;
+mod record;
+mod sqlite;
+
+use std::path::Path;
+
+use protocol::{Address, Heartbeat, PriceId, StoredPrice, WriteOutcome};
+
+pub use postgres::Postgres;
+pub use record::Record;
+pub use sqlite::Sqlite;
+
+pub enum Store {
+    Postgres(Postgres),
+    Sqlite(Sqlite),
+}
+
+/// A stored row as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub price: StoredPrice,
+    /// The quorum the writer enforced.
+    pub quorum: usize,
+    pub inserted_at_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("row {id}: {what}")]
+    Corrupt { id: String, what: String },
+    #[error("the SQLite worker stopped: {0}")]
+    Worker(String),
+}
+
+impl Store {
+    /// Connects to PostgreSQL and applies `init.sql` (idempotent). `schema`, if given, is created
+    /// and used instead of `public` (tests use one each, to run in parallel).
+    pub async fn postgres(url: &str, schema: Option<&str>) -> Result<Store, StoreError> {
+        Ok(Store::Postgres(Postgres::connect(url, schema).await?))
+    }
+
+    /// Opens (creating if needed) an SQLite database file and applies its schema.
+    pub async fn sqlite(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store::Sqlite(Sqlite::open(path).await?))
+    }
+
+    /// Upserts this node's heartbeat row, stamped by the database's clock.
+    pub async fn heartbeat(&self, node: Address, name: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(db) => db.heartbeat(node, name).await,
+            Store::Sqlite(db) => db.heartbeat(node, name).await,
+        }
+    }
+
+    /// Every heartbeat row with its age by the database's clock, and the ids stored from
+    /// `stored_since` on (none if `None`): what `Action::ReadDatabase` asks for.
+    pub async fn read(
+        &self,
+        stored_since: Option<PriceId>,
+    ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), StoreError> {
+        match self {
+            Store::Postgres(db) => db.read(stored_since).await,
+            Store::Sqlite(db) => db.read(stored_since).await,
+        }
+    }
+
+    /// Inserts the price unless its id is stored already. An error means nothing was stored.
+    pub async fn insert(
+        &self,
+        price: &StoredPrice,
+        quorum: usize,
+    ) -> Result<WriteOutcome, StoreError> {
+        let record = Record::of(price, quorum);
+        match self {
+            Store::Postgres(db) => db.insert(record).await,
+            Store::Sqlite(db) => db.insert(record).await,
+        }
+    }
+
+    pub async fn get(&self, id: PriceId) -> Result<Option<Row>, StoreError> {
+        let found = match self {
+            Store::Postgres(db) => db.get(id).await?,
+            Store::Sqlite(db) => db.get(id).await?,
+        };
+        found.map(Record::into_row).transpose()
+    }
+}

@@ -1,0 +1,162 @@
+//! The store on PostgreSQL (tokio-postgres). Columns go over the wire as text and are cast in SQL,
+//! so prices stay exact (`numeric(39,0)`) with no extra type crates.
+
+use protocol::{Address, Heartbeat, PriceId, WriteOutcome};
+use tokio_postgres::{Client, NoTls};
+
+use super::record::parse_id;
+use super::{Record, StoreError};
+
+/// The schema, applied at every start; `CREATE ... IF NOT EXISTS` throughout.
+const SCHEMA: &str = include_str!("../../../init.sql");
+/// Serialises schema changes between nodes starting against one database at once.
+const SCHEMA_LOCK: i64 = 0x7072_6963_6573;
+
+pub struct Postgres {
+    client: Client,
+}
+
+impl Postgres {
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<Postgres, StoreError> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(async move {
+            // The client's next call reports a lost connection; nothing to do here.
+            let _ = connection.await;
+        });
+        if let Some(schema) = schema {
+            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}"
+                ))
+                .await?;
+        }
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        let applied = client.batch_execute(SCHEMA).await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        applied?;
+        Ok(Postgres { client })
+    }
+
+    pub async fn heartbeat(&self, node: Address, name: &str) -> Result<(), StoreError> {
+        self.client
+            .execute(
+                "INSERT INTO heartbeats (node, name, beat_at) VALUES ($1::text, $2::text, now())
+                 ON CONFLICT (node) DO UPDATE SET name = excluded.name, beat_at = excluded.beat_at",
+                &[&node.to_string(), &name],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn read(
+        &self,
+        stored_since: Option<PriceId>,
+    ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT node, greatest(0, (extract(epoch FROM now() - beat_at) * 1000))::int8
+                 FROM heartbeats",
+                &[],
+            )
+            .await?;
+        let mut heartbeats = Vec::with_capacity(rows.len());
+        for row in rows {
+            let node: String = row.get(0);
+            let age: i64 = row.get(1);
+            match Address::parse(&node) {
+                Ok(node) => heartbeats.push(Heartbeat {
+                    node,
+                    age_ms: age as u64,
+                }),
+                Err(error) => {
+                    return Err(StoreError::Corrupt {
+                        id: node,
+                        what: format!("heartbeat node: {error}"),
+                    });
+                }
+            }
+        }
+        let Some(since) = stored_since else {
+            return Ok((heartbeats, Vec::new()));
+        };
+        let rows = self
+            .client
+            .query(
+                "SELECT id::text FROM prices WHERE id >= $1::text::uuid ORDER BY id",
+                &[&since.to_string()],
+            )
+            .await?;
+        let stored = rows
+            .iter()
+            .filter_map(|row| parse_id(row.get::<_, &str>(0)))
+            .collect();
+        Ok((heartbeats, stored))
+    }
+
+    pub async fn insert(&self, r: Record) -> Result<WriteOutcome, StoreError> {
+        let inserted = self
+            .client
+            .execute(
+                "INSERT INTO prices (id, network_id, feed, price_units, decimals, observed_at_ms,
+                     origin, signatures, signer_count, quorum, last_signed_at, writer)
+                 VALUES ($1::text::uuid, $2::bytea, $3::text, $4::text::numeric, $5::int2,
+                     $6::int8, $7::text, $8::text::jsonb, $9::int2, $10::int2,
+                     to_timestamp($11::int8 / 1000.0), $12::text)
+                 ON CONFLICT (id) DO NOTHING",
+                &[
+                    &r.id,
+                    &r.network_id,
+                    &r.feed,
+                    &r.price_units,
+                    &r.decimals,
+                    &r.observed_at_ms,
+                    &r.origin,
+                    &r.signatures,
+                    &r.signer_count,
+                    &r.quorum,
+                    &r.last_signed_at_ms,
+                    &r.writer,
+                ],
+            )
+            .await?;
+        Ok(match inserted {
+            0 => WriteOutcome::AlreadyPresent,
+            _ => WriteOutcome::Inserted,
+        })
+    }
+
+    pub async fn get(&self, id: PriceId) -> Result<Option<Record>, StoreError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT id::text, network_id, feed, price_units::text, decimals, observed_at_ms,
+                     origin, signatures::text, signer_count, quorum,
+                     (extract(epoch FROM last_signed_at) * 1000)::int8, writer,
+                     (extract(epoch FROM inserted_at) * 1000)::int8
+                 FROM prices WHERE id = $1::text::uuid",
+                &[&id.to_string()],
+            )
+            .await?;
+        Ok(row.map(|row| Record {
+            id: row.get(0),
+            network_id: row.get(1),
+            feed: row.get(2),
+            price_units: row.get(3),
+            decimals: row.get(4),
+            observed_at_ms: row.get(5),
+            origin: row.get(6),
+            signatures: row.get(7),
+            signer_count: row.get(8),
+            quorum: row.get(9),
+            last_signed_at_ms: row.get(10),
+            writer: row.get(11),
+            inserted_at_ms: row.get(12),
+        }))
+    }
+}

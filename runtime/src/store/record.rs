@@ -1,0 +1,125 @@
+//! A price as its columns, in the text forms both databases store: the one mapping between
+//! `StoredPrice` and a row.
+
+use std::collections::BTreeMap;
+
+use protocol::{Address, Feed, Message, Price, PriceBody, PriceId, Signature, StoredPrice};
+use serde::{Deserialize, Serialize};
+
+use super::{Row, StoreError};
+
+/// The columns of a `prices` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Canonical UUID text; its text order is the ids' numeric order.
+    pub id: String,
+    pub network_id: Vec<u8>,
+    pub feed: String,
+    /// The fixed-point units as a decimal string: exact, whatever the database's number types.
+    pub price_units: String,
+    pub decimals: i16,
+    pub observed_at_ms: i64,
+    pub origin: String,
+    /// `[{"signer": "0x…", "signature": "0x…"}, …]`, signers ascending.
+    pub signatures: String,
+    pub signer_count: i16,
+    pub quorum: i16,
+    pub last_signed_at_ms: i64,
+    pub writer: String,
+    /// Set by the database; 0 before insertion.
+    pub inserted_at_ms: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SignatureEntry {
+    signer: String,
+    signature: String,
+}
+
+impl Record {
+    pub fn of(price: &StoredPrice, quorum: usize) -> Record {
+        let body = price.message.body;
+        let entries: Vec<SignatureEntry> = price
+            .signatures()
+            .iter()
+            .map(|(signer, signature)| SignatureEntry {
+                signer: signer.to_string(),
+                signature: format!("0x{}", hex::encode(signature.0)),
+            })
+            .collect();
+        Record {
+            id: body.id.to_string(),
+            network_id: price.message.network_id.to_vec(),
+            feed: body.feed.as_str().to_owned(),
+            price_units: body.price.0.to_string(),
+            decimals: i16::from(body.decimals),
+            observed_at_ms: body.observed_at_ms as i64,
+            origin: price.origin.to_string(),
+            signatures: serde_json::to_string(&entries).expect("strings serialise"),
+            signer_count: entries.len() as i16,
+            quorum: quorum as i16,
+            last_signed_at_ms: price.last_signature_at_ms as i64,
+            writer: price.writer.to_string(),
+            inserted_at_ms: 0,
+        }
+    }
+
+    /// The row back as the protocol's types; any column that does not parse is named.
+    pub fn into_row(self) -> Result<Row, StoreError> {
+        let corrupt = |what: String| StoreError::Corrupt {
+            id: self.id.clone(),
+            what,
+        };
+        let id = parse_id(&self.id).ok_or_else(|| corrupt("id is not a UUID".into()))?;
+        let network_id: [u8; 32] = self
+            .network_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt("network id is not 32 bytes".into()))?;
+        let feed = Feed::new(&self.feed).map_err(|e| corrupt(format!("feed: {e}")))?;
+        let price = self
+            .price_units
+            .parse::<u128>()
+            .map_err(|e| corrupt(format!("price units: {e}")))?;
+        let address =
+            |text: &str| Address::parse(text).map_err(|e| corrupt(format!("address {text}: {e}")));
+        let entries: Vec<SignatureEntry> = serde_json::from_str(&self.signatures)
+            .map_err(|e| corrupt(format!("signatures: {e}")))?;
+        let mut signatures = BTreeMap::new();
+        for entry in &entries {
+            let bytes = hex::decode(entry.signature.trim_start_matches("0x"))
+                .ok()
+                .and_then(|b| <[u8; 65]>::try_from(b).ok())
+                .ok_or_else(|| corrupt(format!("signature of {}", entry.signer)))?;
+            signatures.insert(address(&entry.signer)?, Signature(bytes));
+        }
+        let body = PriceBody {
+            id,
+            feed,
+            price: Price(price),
+            decimals: u8::try_from(self.decimals).map_err(|e| corrupt(format!("decimals: {e}")))?,
+            observed_at_ms: self.observed_at_ms as u64,
+        };
+        let message = Message::new(network_id, body, signatures)
+            .ok_or_else(|| corrupt("no signatures, or too many".into()))?;
+        Ok(Row {
+            price: StoredPrice {
+                message,
+                origin: address(&self.origin)?,
+                last_signature_at_ms: self.last_signed_at_ms as u64,
+                writer: address(&self.writer)?,
+            },
+            quorum: self.quorum as usize,
+            inserted_at_ms: self.inserted_at_ms as u64,
+        })
+    }
+}
+
+/// A canonical UUID text back to the id.
+pub fn parse_id(text: &str) -> Option<PriceId> {
+    let hex: String = text.chars().filter(|&c| c != '-').collect();
+    (hex.len() == 32)
+        .then(|| u128::from_str_radix(&hex, 16).ok())
+        .flatten()
+        .map(PriceId)
+}

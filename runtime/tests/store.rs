@@ -1,0 +1,192 @@
+//! One conformance suite, run against PostgreSQL (`DATABASE_URL`, by default the local server;
+//! each test in its own schema) and against an SQLite file: both stores must behave the same.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use protocol::{
+    Address, Config, Feed, Keypair, Message, Price, PriceBody, PriceId, Signers, StoredPrice,
+    WriteOutcome,
+};
+use runtime::store::Store;
+
+const T0: u64 = 1_767_225_600_000;
+
+fn keys() -> Vec<Keypair> {
+    (1..=4u8)
+        .map(|i| {
+            let mut secret = [0u8; 32];
+            secret[31] = i;
+            Keypair::from_secret(&secret).unwrap()
+        })
+        .collect()
+}
+
+fn config(keys: &[Keypair]) -> Config {
+    let list = keys.iter().map(Keypair::address).collect();
+    Config::new(
+        "storetest",
+        Feed::new("ETH/USD").unwrap(),
+        Signers::Allowlist(list),
+    )
+}
+
+/// keys[0]'s price observed at `at`, signed by the first `signers` keys, written by keys[1].
+fn price(keys: &[Keypair], at: u64, units: u128, signers: usize) -> StoredPrice {
+    let network_id = config(keys).network_id();
+    let body = PriceBody {
+        id: PriceId::mint(at, 0, keys[0].address()),
+        feed: Feed::new("ETH/USD").unwrap(),
+        price: Price(units),
+        decimals: 8,
+        observed_at_ms: at,
+    };
+    let digest = body.digest(&network_id);
+    let signatures: BTreeMap<Address, _> = keys[..signers]
+        .iter()
+        .map(|k| (k.address(), k.sign(&digest)))
+        .collect();
+    StoredPrice {
+        message: Message::new(network_id, body, signatures).unwrap(),
+        origin: keys[0].address(),
+        last_signature_at_ms: at + 1_234,
+        writer: keys[1].address(),
+    }
+}
+
+async fn inserts_each_id_once(store: Store) {
+    let keys = keys();
+    let first = price(&keys, T0, 301_245_170_000, 3);
+    assert_eq!(
+        store.insert(&first, 3).await.unwrap(),
+        WriteOutcome::Inserted
+    );
+    let mut again = first.clone();
+    again.writer = keys[2].address();
+    assert_eq!(
+        store.insert(&again, 3).await.unwrap(),
+        WriteOutcome::AlreadyPresent
+    );
+    let row = store.get(first.message.body.id).await.unwrap().unwrap();
+    assert_eq!(row.price, first, "the first write stays, byte for byte");
+    assert_eq!(row.quorum, 3);
+    assert_eq!(row.price.audit(&config(&keys)), Ok(()));
+    assert!(row.inserted_at_ms > T0, "stamped by the database");
+}
+
+async fn keeps_prices_exact(store: Store) {
+    let keys = keys();
+    // 39 digits: beyond f64 and i64, within numeric(39, 0).
+    for (k, units) in [u128::MAX, 10u128.pow(38) + 1, 0].into_iter().enumerate() {
+        let price = price(&keys, T0 + k as u64, units, 3);
+        store.insert(&price, 3).await.unwrap();
+        let row = store.get(price.message.body.id).await.unwrap().unwrap();
+        assert_eq!(row.price.message.body.price, Price(units));
+    }
+}
+
+async fn refuses_a_row_below_its_quorum(store: Store) {
+    let keys = keys();
+    let short = price(&keys, T0, 1, 2);
+    assert!(store.insert(&short, 3).await.is_err());
+    assert_eq!(store.get(short.message.body.id).await.unwrap(), None);
+}
+
+async fn ages_heartbeats_by_its_own_clock(store: Store) {
+    let keys = keys();
+    let (a, b) = (keys[0].address(), keys[1].address());
+    store.heartbeat(a, "a").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    store.heartbeat(b, "b").await.unwrap();
+    store.heartbeat(b, "b again").await.unwrap();
+    let (heartbeats, stored) = store.read(None).await.unwrap();
+    assert!(stored.is_empty());
+    assert_eq!(heartbeats.len(), 2, "an upsert, not a second row");
+    let age = |node| heartbeats.iter().find(|h| h.node == node).unwrap().age_ms;
+    assert!(age(a) >= age(b) + 50, "{} vs {}", age(a), age(b));
+    assert!(age(a) < 10_000);
+}
+
+async fn reads_the_ids_stored_since(store: Store) {
+    let keys = keys();
+    let prices: Vec<_> = (0..3)
+        .map(|k| price(&keys, T0 + k * 60_000, 1 + k as u128, 3))
+        .collect();
+    for price in prices.iter().rev() {
+        store.insert(price, 3).await.unwrap();
+    }
+    let ids: Vec<_> = prices.iter().map(|p| p.message.body.id).collect();
+    let (_, stored) = store.read(Some(ids[1])).await.unwrap();
+    assert_eq!(stored, ids[1..], "from the given id on, in id order");
+    let (_, stored) = store.read(Some(PriceId::first_at(T0 + 1))).await.unwrap();
+    assert_eq!(stored, ids[1..]);
+}
+
+/// Generates the suite for one backend: `$open` makes a fresh store for a test's name.
+macro_rules! conformance {
+    ($backend:ident, $open:path) => {
+        mod $backend {
+            #[tokio::test]
+            async fn inserts_each_id_once() {
+                super::inserts_each_id_once($open("inserts").await).await
+            }
+            #[tokio::test]
+            async fn keeps_prices_exact() {
+                super::keeps_prices_exact($open("exact").await).await
+            }
+            #[tokio::test]
+            async fn refuses_a_row_below_its_quorum() {
+                super::refuses_a_row_below_its_quorum($open("quorum").await).await
+            }
+            #[tokio::test]
+            async fn ages_heartbeats_by_its_own_clock() {
+                super::ages_heartbeats_by_its_own_clock($open("heartbeats").await).await
+            }
+            #[tokio::test]
+            async fn reads_the_ids_stored_since() {
+                super::reads_the_ids_stored_since($open("since").await).await
+            }
+        }
+    };
+}
+
+conformance!(postgres, super::fresh_postgres);
+conformance!(sqlite, super::fresh_sqlite);
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A store in a schema of its own, emptied first.
+async fn fresh_postgres(test: &str) -> Store {
+    let schema = format!("store_{test}_{}", std::process::id());
+    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL at DATABASE_URL (default: the local server) must be running");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .unwrap();
+    let store = Store::postgres(&database_url(), Some(&schema))
+        .await
+        .unwrap();
+    // Applying the schema again changes nothing.
+    Store::postgres(&database_url(), Some(&schema))
+        .await
+        .unwrap();
+    store
+}
+
+async fn fresh_sqlite(test: &str) -> Store {
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("store-{test}-{}.sqlite", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let store = Store::sqlite(&path).await.unwrap();
+    Store::sqlite(&path).await.unwrap();
+    store
+}
