@@ -2,5 +2,6 @@
 //! `protocol::Node`. It moves bytes, time and results between the world and the node and holds no
 //! oracle rule of its own.
 
+pub mod key;
 pub mod sources;
 pub mod store;
