@@ -13,7 +13,7 @@ use std::path::Path;
 use protocol::{Address, Heartbeat, PriceId, StoredPrice, WriteOutcome};
 
 pub use postgres::Postgres;
-pub use record::Record;
+pub use record::{Record, parse_id};
 pub use sqlite::Sqlite;
 
 pub enum Store {

@@ -1,0 +1,312 @@
+//! One oracle node: a single task owns the `protocol::Node` and executes its actions; the network,
+//! the database and the price sources run beside it and come back as events. No oracle rule lives
+//! here: this file moves bytes, time and results.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify};
+use protocol::{
+    Action, Config, ConfigError, Event, Keypair, MessageRef, Node, Report, WriteOutcome,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::network::{self, Behaviour, BehaviourEvent, NetworkError};
+use crate::sources::Sources;
+use crate::store::Store;
+
+/// How often a node short of peers dials its bootstrap addresses again.
+const REDIAL_EVERY: Duration = Duration::from_secs(5);
+/// How long a stopping node waits for its writes in flight.
+const DRAIN_WRITES_FOR: Duration = Duration::from_secs(10);
+
+pub struct Settings {
+    pub name: String,
+    pub key: Keypair,
+    pub config: Config,
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
+    pub sources: Sources,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("network: {0}")]
+    Network(#[from] NetworkError),
+}
+
+/// Unix time in milliseconds. The node clamps it so it never runs backwards.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs the node until `stop` resolves, then lets the writes in flight finish.
+pub async fn run(
+    settings: Settings,
+    store: Arc<Store>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), DriverError> {
+    let topic = network::topic(&settings.config.network_id());
+    let swarm = network::start(&settings.key, &topic, &settings.listen, &settings.bootstrap)?;
+    let mut seed = [0u8; 8];
+    // Without OS randomness the id sequence merely starts at 0.
+    let _ = getrandom::fill(&mut seed);
+    let node = Node::new(
+        settings.config.clone(),
+        settings.key.address(),
+        u64::from_le_bytes(seed),
+        now_ms(),
+    )?;
+    let (events, inbox) = mpsc::unbounded_channel();
+    let mut driver = Driver {
+        node,
+        swarm,
+        topic,
+        store,
+        events,
+        pending: HashMap::new(),
+        next_token: 0,
+        peers: 0,
+        writes: JoinSet::new(),
+        settings,
+    };
+    driver.run(inbox, stop).await;
+    Ok(())
+}
+
+struct Driver {
+    settings: Settings,
+    node: Node,
+    swarm: Swarm<Behaviour>,
+    topic: IdentTopic,
+    store: Arc<Store>,
+    /// Where tasks beside the node send their results.
+    events: mpsc::UnboundedSender<Event>,
+    /// Gossip messages awaiting the node's verdict, by token.
+    pending: HashMap<u64, (MessageId, PeerId)>,
+    next_token: u64,
+    peers: usize,
+    writes: JoinSet<()>,
+}
+
+impl Driver {
+    async fn run(
+        &mut self,
+        mut inbox: mpsc::UnboundedReceiver<Event>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let mut stop = std::pin::pin!(stop);
+        let mut redial = tokio::time::interval(REDIAL_EVERY);
+        loop {
+            self.drain();
+            let wait = self
+                .node
+                .poll_timeout()
+                .map_or(Duration::from_secs(3_600), |(at, _)| {
+                    Duration::from_millis(at.saturating_sub(now_ms()))
+                });
+            tokio::select! {
+                () = &mut stop => break,
+                event = self.swarm.select_next_some() => self.on_swarm(event),
+                Some(event) = inbox.recv() => self.node.handle(now_ms(), event),
+                () = tokio::time::sleep(wait) => self.node.handle(now_ms(), Event::TimerDue),
+                _ = redial.tick() => self.redial(),
+                Some(_) = self.writes.join_next(), if !self.writes.is_empty() => {}
+            }
+        }
+        tracing::info!(name = %self.settings.name, writes = self.writes.len(), "stopping");
+        let drained = tokio::time::timeout(DRAIN_WRITES_FOR, async {
+            while self.writes.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            tracing::warn!(name = %self.settings.name, "writes still in flight at exit");
+        }
+    }
+
+    /// Executes every action the node has queued, feeding immediate answers straight back.
+    fn drain(&mut self) {
+        while let Some(action) = self.node.poll_action() {
+            self.execute(action);
+        }
+    }
+
+    fn execute(&mut self, action: Action) {
+        match action {
+            Action::FetchPrices => {
+                let (sources, events) = (self.settings.sources.clone(), self.events.clone());
+                let name = self.settings.name.clone();
+                tokio::spawn(async move {
+                    let fetched = sources.fetch().await;
+                    for (exchange, error) in &fetched.failed {
+                        tracing::warn!(%name, %exchange, %error, "price source failed");
+                    }
+                    let answered = fetched.answered.into_iter().map(|(_, p)| p).collect();
+                    let _ = events.send(Event::PricesFetched { answered });
+                });
+            }
+            Action::Sign { id, digest } => {
+                let signature = self.settings.key.sign(&digest);
+                self.node.handle(now_ms(), Event::Signed { id, signature });
+            }
+            Action::Broadcast { id, why, bytes } => {
+                let topic = self.topic.clone();
+                match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+                    Ok(_) => tracing::debug!(%id, ?why, "broadcast"),
+                    Err(gossipsub::PublishError::Duplicate) => {}
+                    Err(error) => tracing::warn!(%id, ?why, %error, "broadcast failed"),
+                }
+            }
+            Action::Verdict { message, verdict } => {
+                if let Some((id, peer)) = self.pending.remove(&message.token) {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(&id, &peer, network::acceptance(verdict));
+                }
+            }
+            Action::Heartbeat => {
+                let (store, events) = (self.store.clone(), self.events.clone());
+                let (address, name) = (self.settings.key.address(), self.settings.name.clone());
+                tokio::spawn(async move {
+                    if let Err(error) = store.heartbeat(address, &name).await {
+                        tracing::warn!(%name, %error, "database unreachable");
+                        let _ = events.send(Event::DatabaseUnreachable);
+                    }
+                });
+            }
+            Action::ReadDatabase { stored_since } => {
+                let (store, events) = (self.store.clone(), self.events.clone());
+                tokio::spawn(async move {
+                    let event = match store.read(stored_since).await {
+                        Ok((heartbeats, stored)) => Event::DatabaseRead { heartbeats, stored },
+                        Err(_) => Event::DatabaseUnreachable,
+                    };
+                    let _ = events.send(event);
+                });
+            }
+            Action::Write(price) => {
+                let (store, events) = (self.store.clone(), self.events.clone());
+                let quorum = self.settings.config.quorum;
+                let name = self.settings.name.clone();
+                self.writes.spawn(async move {
+                    let id = price.message.body.id;
+                    let outcome = match store.insert(&price, quorum).await {
+                        Ok(outcome) => outcome,
+                        Err(error) => {
+                            tracing::warn!(%name, %id, %error, "write failed; it will be retried");
+                            WriteOutcome::Failed
+                        }
+                    };
+                    let _ = events.send(Event::WriteFinished { id, outcome });
+                });
+            }
+            Action::Report(report) => self.log(report),
+        }
+    }
+
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                self.next_token += 1;
+                let token = self.next_token;
+                self.pending.insert(token, (message_id, propagation_source));
+                let peer = peer_number(&propagation_source);
+                let event = Event::Gossip {
+                    message: MessageRef { peer, token },
+                    bytes: message.data,
+                };
+                self.node.handle(now_ms(), event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                gossipsub::Event::Subscribed { .. } | gossipsub::Event::Unsubscribed { .. },
+            ))
+            | SwarmEvent::ConnectionClosed { .. } => self.count_peers(),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => network::learn(&mut self.swarm, peer_id, &info.listen_addrs),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(name = %self.settings.name, %address, "listening");
+            }
+            _ => {}
+        }
+    }
+
+    fn count_peers(&mut self) {
+        let peers = network::topic_peers(&self.swarm, &self.topic);
+        if peers != self.peers {
+            self.peers = peers;
+            self.node
+                .handle(now_ms(), Event::PeersChanged { count: peers });
+        }
+    }
+
+    fn redial(&mut self) {
+        if self.peers >= self.settings.config.min_peers {
+            return;
+        }
+        for address in &self.settings.bootstrap {
+            let _ = self.swarm.dial(address.clone());
+        }
+        let _ = self.swarm.behaviour_mut().kademlia.bootstrap();
+    }
+
+    fn log(&self, report: Report) {
+        let name = &self.settings.name;
+        let decimals = self.settings.config.decimals;
+        match report {
+            Report::Observed { price, sources } => {
+                tracing::info!(%name, price = %price.display(decimals), sources, "observed")
+            }
+            Report::SourcesInsufficient { answered, needed } => {
+                tracing::warn!(%name, answered, needed, "too few price sources answered")
+            }
+            Report::WaitingForPeers { peers, needed } => {
+                tracing::info!(%name, peers, needed, "waiting for peers ...")
+            }
+            Report::PeersEnough { peers } => tracing::info!(%name, peers, "enough peers"),
+            Report::Published { id, price } => {
+                tracing::info!(%name, %id, price = %price.display(decimals), "published")
+            }
+            Report::CoSigned { id, origin } => tracing::info!(%name, %id, %origin, "co-signed"),
+            Report::Refused { id, why } => tracing::info!(%name, %id, ?why, "refused to co-sign"),
+            Report::QuorumReached {
+                id,
+                signers,
+                after_ms,
+            } => tracing::info!(%name, %id, signers, after_ms, "quorum reached"),
+            Report::Stored {
+                id,
+                outcome,
+                signers,
+                after_ms,
+            } => tracing::info!(%name, %id, ?outcome, signers, after_ms, "stored"),
+            Report::WriterChanged { writer } => tracing::info!(%name, writer, "writer role"),
+            Report::Expired { id, reached_quorum } => {
+                tracing::warn!(%name, %id, reached_quorum, "expired unstored")
+            }
+        }
+    }
+}
+
+/// A stable number for a peer, for the protocol's message references.
+fn peer_number(peer: &PeerId) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    peer.hash(&mut hasher);
+    hasher.finish()
+}

@@ -1,0 +1,228 @@
+//! Four real nodes on loopback: libp2p between them, exchange-shaped JSON from a loopback HTTP
+//! server, real PostgreSQL. Every stored price is stored once with at least 3 valid signatures;
+//! with one node stopped, the other three still store new prices.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use protocol::{Address, Config, Feed, Keypair, PriceId, Signers};
+use runtime::driver::{self, Settings};
+use runtime::sources::{Exchange, Source, Sources};
+use runtime::store::Store;
+use tokio::sync::oneshot;
+
+fn keys() -> Vec<Keypair> {
+    (1..=4u8)
+        .map(|i| {
+            let mut secret = [0u8; 32];
+            secret[31] = 0x40 + i;
+            Keypair::from_secret(&secret).unwrap()
+        })
+        .collect()
+}
+
+/// The production rules with every period shortened so a test sees many prices.
+fn config(keys: &[Keypair]) -> Config {
+    let list = keys.iter().map(Keypair::address).collect();
+    let mut c = Config::new(
+        "clustertest",
+        Feed::new("ETH/USD").unwrap(),
+        Signers::Allowlist(list),
+    );
+    c.price_interval_ms = 4_000;
+    c.cosign_step_ms = 1_000;
+    c.write_delay_ms = 1_000;
+    c.heartbeat_interval_ms = 500;
+    c.heartbeat_stale_ms = 2_000;
+    c.writer_term_ms = 5_000;
+    c.retransmit_after_ms = 3_000;
+    c.min_peers = 2;
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn exchanges() -> String {
+    let router = Router::new()
+        .route(
+            "/v2/exchange-rates",
+            get(|| async { r#"{"data":{"rates":{"USD":"3012.4517"}}}"# }),
+        )
+        .route(
+            "/api/v3/simple/price",
+            get(|| async { r#"{"ethereum":{"usd":3012.46}}"# }),
+        )
+        .route(
+            "/0/public/Ticker",
+            get(|| async { r#"{"error":[],"result":{"XETHZUSD":{"c":["3012.44","1"]}}}"# }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{address}")
+}
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+struct Cluster {
+    client: tokio_postgres::Client,
+    schema: String,
+    stops: Vec<Option<oneshot::Sender<()>>>,
+    nodes: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Cluster {
+    async fn start(keys: &[Keypair], config: &Config) -> Cluster {
+        let schema = format!("cluster_{}", std::process::id());
+        let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL at DATABASE_URL (default: the local server) must be running");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; SET search_path TO {schema}"
+            ))
+            .await
+            .unwrap();
+        let base = exchanges().await;
+        let ports: Vec<u16> = keys.iter().map(|_| free_port()).collect();
+        let address = |port: u16| format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+        let mut cluster = Cluster {
+            client,
+            schema: schema.clone(),
+            stops: Vec::new(),
+            nodes: Vec::new(),
+        };
+        for (i, key) in keys.iter().enumerate() {
+            let sources = Exchange::ALL
+                .iter()
+                .map(|&exchange| Source {
+                    exchange,
+                    base_url: base.clone(),
+                })
+                .collect();
+            let settings = Settings {
+                name: format!("node-{i}"),
+                key: key.clone(),
+                config: config.clone(),
+                listen: vec![address(ports[i])],
+                bootstrap: ports[..i].iter().map(|&p| address(p)).collect(),
+                sources: Sources::new(sources, Duration::from_secs(2), 1, config.decimals),
+            };
+            // Each node has its own connection, as on separate machines.
+            let store = Store::postgres(&database_url(), Some(&schema))
+                .await
+                .unwrap();
+            let (stop, stopped) = oneshot::channel::<()>();
+            cluster.stops.push(Some(stop));
+            cluster.nodes.push(tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stopped.await;
+                };
+                driver::run(settings, Arc::new(store), stopped)
+                    .await
+                    .unwrap();
+            }));
+        }
+        cluster
+    }
+
+    /// Every stored row: id, origin, signer count.
+    async fn rows(&self) -> Vec<(PriceId, Address, i16)> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT id::text, origin, signer_count FROM {}.prices ORDER BY id",
+                    self.schema
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| {
+                let id = runtime::store::parse_id(r.get(0)).unwrap();
+                (id, Address::parse(r.get(1)).unwrap(), r.get(2))
+            })
+            .collect()
+    }
+
+    /// Waits until `enough` says the rows suffice; panics with what is stored after `limit`.
+    async fn wait_for(&self, limit: Duration, enough: impl Fn(&[(PriceId, Address, i16)]) -> bool) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let rows = self.rows().await;
+            if enough(&rows) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not enough stored within {limit:?}: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn stop(&mut self, node: usize) {
+        if let Some(stop) = self.stops[node].take() {
+            let _ = stop.send(());
+        }
+        (&mut self.nodes[node]).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_nodes_store_each_price_once_then_three_carry_on() {
+    let keys = keys();
+    let config = config(&keys);
+    let mut cluster = Cluster::start(&keys, &config).await;
+
+    // Every node's prices get stored: each origin at least once.
+    cluster
+        .wait_for(Duration::from_secs(60), |rows| {
+            keys.iter()
+                .all(|k| rows.iter().any(|(_, origin, _)| *origin == k.address()))
+        })
+        .await;
+    let store = Store::postgres(&database_url(), Some(&cluster.schema))
+        .await
+        .unwrap();
+    for (id, _, signers) in cluster.rows().await {
+        assert!(signers >= 3, "{id} has {signers} signers");
+        let row = store.get(id).await.unwrap().unwrap();
+        assert_eq!(row.price.audit(&config), Ok(()), "{id}");
+    }
+
+    // One node stops; the other three still reach quorum and store new prices.
+    cluster.stop(3).await;
+    let before: std::collections::BTreeSet<PriceId> =
+        cluster.rows().await.iter().map(|r| r.0).collect();
+    let stopped = keys[3].address();
+    cluster
+        .wait_for(Duration::from_secs(60), |rows| {
+            let new = rows
+                .iter()
+                .filter(|(id, origin, _)| !before.contains(id) && *origin != stopped);
+            new.count() >= 3
+        })
+        .await;
+    for (id, _, _) in cluster.rows().await {
+        let row = store.get(id).await.unwrap().unwrap();
+        assert_eq!(row.price.audit(&config), Ok(()), "{id}");
+    }
+    for node in 0..3 {
+        cluster.stop(node).await;
+    }
+}
