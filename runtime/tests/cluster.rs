@@ -1,8 +1,11 @@
 //! Four real nodes on loopback: libp2p between them, exchange-shaped JSON from a loopback HTTP
 //! server, real PostgreSQL. Every stored price is stored once with at least 3 valid signatures;
-//! with one node stopped, the other three still store new prices.
+//! with one node stopped, the other three still store new prices; with the database connection
+//! cut and restored, what reached quorum meanwhile is stored.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -75,11 +78,20 @@ fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+#[derive(Debug)]
+struct Stored {
+    id: PriceId,
+    origin: Address,
+    signers: i16,
+    observed_at_ms: u64,
+}
+
 struct Cluster {
     client: tokio_postgres::Client,
     schema: String,
     stops: Vec<Option<oneshot::Sender<()>>>,
     nodes: Vec<tokio::task::JoinHandle<()>>,
+    proxy: Proxy,
 }
 
 impl Cluster {
@@ -96,6 +108,9 @@ impl Cluster {
             .await
             .unwrap();
         let base = exchanges().await;
+        // The nodes reach the database through a proxy the test can cut.
+        let proxy = Proxy::start().await;
+        let via_proxy = proxy.url();
         let ports: Vec<u16> = keys.iter().map(|_| free_port()).collect();
         let address = |port: u16| format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
         let mut cluster = Cluster {
@@ -103,6 +118,7 @@ impl Cluster {
             schema: schema.clone(),
             stops: Vec::new(),
             nodes: Vec::new(),
+            proxy,
         };
         for (i, key) in keys.iter().enumerate() {
             let sources = Exchange::ALL
@@ -121,9 +137,7 @@ impl Cluster {
                 sources: Sources::new(sources, Duration::from_secs(2), 1, config.decimals),
             };
             // Each node has its own connection, as on separate machines.
-            let store = Store::postgres(&database_url(), Some(&schema))
-                .await
-                .unwrap();
+            let store = Store::postgres(&via_proxy, Some(&schema)).await.unwrap();
             let (stop, stopped) = oneshot::channel::<()>();
             cluster.stops.push(Some(stop));
             cluster.nodes.push(tokio::spawn(async move {
@@ -138,13 +152,14 @@ impl Cluster {
         cluster
     }
 
-    /// Every stored row: id, origin, signer count.
-    async fn rows(&self) -> Vec<(PriceId, Address, i16)> {
+    /// Every stored row.
+    async fn rows(&self) -> Vec<Stored> {
         let rows = self
             .client
             .query(
                 &format!(
-                    "SELECT id::text, origin, signer_count FROM {}.prices ORDER BY id",
+                    "SELECT id::text, origin, signer_count, observed_at_ms FROM {}.prices
+                     ORDER BY id",
                     self.schema
                 ),
                 &[],
@@ -152,15 +167,17 @@ impl Cluster {
             .await
             .unwrap();
         rows.iter()
-            .map(|r| {
-                let id = runtime::store::parse_id(r.get(0)).unwrap();
-                (id, Address::parse(r.get(1)).unwrap(), r.get(2))
+            .map(|r| Stored {
+                id: runtime::store::parse_id(r.get(0)).unwrap(),
+                origin: Address::parse(r.get(1)).unwrap(),
+                signers: r.get(2),
+                observed_at_ms: r.get::<_, i64>(3) as u64,
             })
             .collect()
     }
 
     /// Waits until `enough` says the rows suffice; panics with what is stored after `limit`.
-    async fn wait_for(&self, limit: Duration, enough: impl Fn(&[(PriceId, Address, i16)]) -> bool) {
+    async fn wait_for(&self, limit: Duration, enough: impl Fn(&[Stored]) -> bool) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let rows = self.rows().await;
@@ -193,36 +210,128 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
     cluster
         .wait_for(Duration::from_secs(60), |rows| {
             keys.iter()
-                .all(|k| rows.iter().any(|(_, origin, _)| *origin == k.address()))
+                .all(|k| rows.iter().any(|row| row.origin == k.address()))
         })
         .await;
     let store = Store::postgres(&database_url(), Some(&cluster.schema))
         .await
         .unwrap();
-    for (id, _, signers) in cluster.rows().await {
-        assert!(signers >= 3, "{id} has {signers} signers");
-        let row = store.get(id).await.unwrap().unwrap();
-        assert_eq!(row.price.audit(&config), Ok(()), "{id}");
-    }
+    let audit = |rows: Vec<Stored>| {
+        let store = &store;
+        let config = &config;
+        async move {
+            for row in rows {
+                assert!(row.signers >= 3, "{row:?}");
+                let stored = store.get(row.id).await.unwrap().unwrap();
+                assert_eq!(stored.price.audit(config), Ok(()), "{row:?}");
+            }
+        }
+    };
+    audit(cluster.rows().await).await;
 
     // One node stops; the other three still reach quorum and store new prices.
     cluster.stop(3).await;
-    let before: std::collections::BTreeSet<PriceId> =
-        cluster.rows().await.iter().map(|r| r.0).collect();
+    let before: BTreeSet<PriceId> = cluster.rows().await.iter().map(|r| r.id).collect();
     let stopped = keys[3].address();
     cluster
         .wait_for(Duration::from_secs(60), |rows| {
             let new = rows
                 .iter()
-                .filter(|(id, origin, _)| !before.contains(id) && *origin != stopped);
+                .filter(|row| !before.contains(&row.id) && row.origin != stopped);
             new.count() >= 3
         })
         .await;
-    for (id, _, _) in cluster.rows().await {
-        let row = store.get(id).await.unwrap().unwrap();
-        assert_eq!(row.price.audit(&config), Ok(()), "{id}");
-    }
+
+    // The database connection is cut for a while, then restored: what the three published
+    // meanwhile reaches quorum, waits, and is stored once the database is back.
+    let cut_from = driver::now_ms();
+    cluster.proxy.cut();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let cut_until = driver::now_ms();
+    cluster.proxy.restore();
+    cluster
+        .wait_for(Duration::from_secs(60), |rows| {
+            keys[..3].iter().all(|k| {
+                rows.iter().any(|row| {
+                    row.origin == k.address() && (cut_from..cut_until).contains(&row.observed_at_ms)
+                })
+            })
+        })
+        .await;
+    audit(cluster.rows().await).await;
     for node in 0..3 {
         cluster.stop(node).await;
+    }
+}
+
+/// A TCP proxy on loopback in front of PostgreSQL. `cut` closes every connection and refuses new
+/// ones until `restore`.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        let target: tokio_postgres::Config = database_url().parse().unwrap();
+        let host = match &target.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("the cluster test needs a TCP database URL, not {other:?}"),
+        };
+        let server = format!(
+            "{host}:{}",
+            target.get_ports().first().copied().unwrap_or(5432)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Proxy {
+            port: listener.local_addr().unwrap().port(),
+            up: Arc::new(AtomicBool::new(true)),
+            connections: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (up, connections) = (proxy.up.clone(), proxy.connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut client, _) = listener.accept().await.unwrap();
+                if !up.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let server = server.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(server).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                connections.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    fn url(&self) -> String {
+        let target: tokio_postgres::Config = database_url().parse().unwrap();
+        let user = target.get_user().unwrap_or("postgres");
+        let database = target.get_dbname().unwrap_or(user);
+        let password = target
+            .get_password()
+            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        format!(
+            "postgres://{user}{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.connections
+            .lock()
+            .unwrap()
+            .drain(..)
+            .for_each(|c| c.abort());
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
     }
 }

@@ -36,6 +36,8 @@ pub enum StoreError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("no connection within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("row {id}: {what}")]
     Corrupt { id: String, what: String },
     #[error("the SQLite worker stopped: {0}")]

@@ -2,6 +2,10 @@
 //! so prices stay exact (`numeric(39,0)`) with no extra type crates.
 
 use protocol::{Address, Heartbeat, PriceId, WriteOutcome};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 use super::record::parse_id;
@@ -12,25 +16,26 @@ const SCHEMA: &str = include_str!("../../../init.sql");
 /// Serialises schema changes between nodes starting against one database at once.
 const SCHEMA_LOCK: i64 = 0x7072_6963_6573;
 
+/// How long connecting may take before the call fails (and the protocol retries later).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection that comes back: when it is lost, the next call connects again. Calls made while
+/// the database is away fail, and the node retries them (writes with backoff, reads every
+/// heartbeat), so nothing pending is lost.
 pub struct Postgres {
-    client: Client,
+    url: String,
+    schema: Option<String>,
+    client: Mutex<Option<Arc<Client>>>,
 }
 
 impl Postgres {
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<Postgres, StoreError> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-        tokio::spawn(async move {
-            // The client's next call reports a lost connection; nothing to do here.
-            let _ = connection.await;
-        });
-        if let Some(schema) = schema {
-            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
-            client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}"
-                ))
-                .await?;
-        }
+        let postgres = Postgres {
+            url: url.to_owned(),
+            schema: schema.map(str::to_owned),
+            client: Mutex::new(None),
+        };
+        let client = postgres.client().await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
             .await?;
@@ -39,11 +44,40 @@ impl Postgres {
             .execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
             .await?;
         applied?;
-        Ok(Postgres { client })
+        Ok(postgres)
+    }
+
+    /// The live connection, or a new one.
+    async fn client(&self) -> Result<Arc<Client>, StoreError> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(client.clone());
+        }
+        *slot = None;
+        let connecting = tokio_postgres::connect(&self.url, NoTls);
+        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| StoreError::Timeout(CONNECT_TIMEOUT))??;
+        tokio::spawn(async move {
+            // A lost connection shows as a closed client on the next call.
+            let _ = connection.await;
+        });
+        if let Some(schema) = &self.schema {
+            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}"
+                ))
+                .await?;
+        }
+        let client = Arc::new(client);
+        *slot = Some(client.clone());
+        Ok(client)
     }
 
     pub async fn heartbeat(&self, node: Address, name: &str) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await?
             .execute(
                 "INSERT INTO heartbeats (node, name, beat_at) VALUES ($1::text, $2::text, now())
                  ON CONFLICT (node) DO UPDATE SET name = excluded.name, beat_at = excluded.beat_at",
@@ -57,8 +91,8 @@ impl Postgres {
         &self,
         stored_since: Option<PriceId>,
     ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), StoreError> {
-        let rows = self
-            .client
+        let client = self.client().await?;
+        let rows = client
             .query(
                 "SELECT node, greatest(0, (extract(epoch FROM now() - beat_at) * 1000))::int8
                  FROM heartbeats",
@@ -85,8 +119,7 @@ impl Postgres {
         let Some(since) = stored_since else {
             return Ok((heartbeats, Vec::new()));
         };
-        let rows = self
-            .client
+        let rows = client
             .query(
                 "SELECT id::text FROM prices WHERE id >= $1::text::uuid ORDER BY id",
                 &[&since.to_string()],
@@ -101,7 +134,8 @@ impl Postgres {
 
     pub async fn insert(&self, r: Record) -> Result<WriteOutcome, StoreError> {
         let inserted = self
-            .client
+            .client()
+            .await?
             .execute(
                 "INSERT INTO prices (id, network_id, feed, price_units, decimals, observed_at_ms,
                      origin, signatures, signer_count, quorum, last_signed_at, writer)
@@ -133,7 +167,8 @@ impl Postgres {
 
     pub async fn get(&self, id: PriceId) -> Result<Option<Record>, StoreError> {
         let row = self
-            .client
+            .client()
+            .await?
             .query_opt(
                 "SELECT id::text, network_id, feed, price_units::text, decimals, observed_at_ms,
                      origin, signatures::text, signer_count, quorum,
