@@ -2,6 +2,7 @@
 //! `protocol::Node`. It moves bytes, time and results between the world and the node and holds no
 //! oracle rule of its own.
 
+pub mod cli;
 pub mod driver;
 pub mod key;
 pub mod network;

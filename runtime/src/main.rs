@@ -1,1 +1,144 @@
-fn main() {}
+//! `cargo run -p runtime`: a local network of nodes on this machine. `cargo run -p runtime -- node
+//! ...`: one production node. `--help` says the rest.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use runtime::cli::{Cli, Command, NodeArgs, read_signers, write_signers};
+use runtime::driver::{self, Settings};
+use runtime::key;
+use runtime::sources::{Exchange, Source, Sources};
+use runtime::store::Store;
+use tokio::sync::watch;
+
+type Error = Box<dyn std::error::Error>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // A missing .env file is normal; flags and the environment still apply.
+    let _ = dotenvy::dotenv();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,libp2p=warn".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Node(args)) => node(args).await,
+        None => devnet(cli.nodes, &cli.devnet_dir).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves once Ctrl-C was pressed (or the signal cannot be listened for).
+async fn ctrl_c(stop: watch::Sender<bool>) {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping: finishing writes in flight");
+    let _ = stop.send(true);
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn node(args: NodeArgs) -> Result<(), Error> {
+    let (key, created) = key::load_or_generate(&args.data_dir, &args.name)?;
+    if created {
+        println!(
+            "generated a new key for {}: address {} (add it to every node's signer list)",
+            args.name,
+            key.address()
+        );
+    }
+    let signers = read_signers(&args.signers)?;
+    let config = args.config(signers);
+    let store = match &args.database_url {
+        Some(url) => Store::postgres(url, None)
+            .await
+            .map_err(|e| format!("cannot use the database at --database-url: {e}"))?,
+        None => Store::sqlite(&args.data_dir.join("oracle.sqlite")).await?,
+    };
+    let settings = Settings {
+        name: args.name.clone(),
+        sources: Sources::new(args.sources(), args.source_timeout, 2, config.decimals),
+        key,
+        config,
+        listen: args.listen.clone(),
+        bootstrap: args.bootstrap.clone(),
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(ctrl_c(stop));
+    driver::run(settings, Arc::new(store), stopped(stop_rx)).await?;
+    Ok(())
+}
+
+/// `nodes` nodes on loopback sharing an embedded database under `dir`, with live price sources.
+async fn devnet(nodes: usize, dir: &Path) -> Result<(), Error> {
+    if nodes < 3 {
+        return Err(format!("--nodes {nodes}: a quorum of 3 needs at least 3 nodes").into());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut keys = Vec::new();
+    for i in 0..nodes {
+        keys.push(key::load_or_generate(dir, &format!("node-{i}"))?.0);
+    }
+    let signers: Vec<_> = keys.iter().map(|k| k.address()).collect();
+    let signer_file = dir.join("signers.txt");
+    write_signers(&signer_file, &signers)?;
+    let database = dir.join("oracle.sqlite");
+    println!(
+        "a local network of {nodes} nodes: keys, {} and {} in {}; Ctrl-C stops every node",
+        signer_file.display(),
+        database.display(),
+        dir.display()
+    );
+    let ports = (0..nodes)
+        .map(|_| Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
+        .collect::<std::io::Result<Vec<u16>>>()?;
+    let address = |port: u16| {
+        format!("/ip4/127.0.0.1/tcp/{port}")
+            .parse()
+            .expect("a multiaddr")
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(ctrl_c(stop));
+    let mut running = Vec::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        let mut config = NodeArgs::devnet_config(signers.clone());
+        config.min_peers = config.min_peers.min(nodes - 1);
+        let sources = Exchange::ALL
+            .iter()
+            .map(|&exchange| Source {
+                exchange,
+                base_url: exchange.default_base_url().to_owned(),
+            })
+            .collect();
+        let settings = Settings {
+            name: format!("node-{i}"),
+            sources: Sources::new(sources, Duration::from_secs(5), 2, config.decimals),
+            key,
+            config,
+            listen: vec![address(ports[i])],
+            bootstrap: ports[..i].iter().map(|&p| address(p)).collect(),
+        };
+        let store = Arc::new(Store::sqlite(&database).await?);
+        let stop = stopped(stop_rx.clone());
+        running.push(tokio::spawn(driver::run(settings, store, stop)));
+    }
+    for node in running {
+        node.await??;
+    }
+    Ok(())
+}

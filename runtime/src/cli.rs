@@ -1,0 +1,188 @@
+//! The command line. Every flag of `node` also reads an environment variable and a `.env` file in
+//! the working directory; `--help` documents each.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use libp2p::Multiaddr;
+use protocol::{Address, Config, Feed, Signers};
+
+use crate::sources::{Exchange, Source};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runtime",
+    about = "A decentralized ETH/USD price oracle node. Without a command: a local network of nodes on this machine."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Nodes in the local network (without a command).
+    #[arg(long, default_value_t = 4, env = "ORACLE_DEVNET_NODES")]
+    pub nodes: usize,
+    /// Folder for the local network's keys, signer list and embedded database.
+    #[arg(long, default_value = "devnet", env = "ORACLE_DEVNET_DIR")]
+    pub devnet_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs one production node.
+    Node(NodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The node's name: its key is <data-dir>/<name>.priv, generated on first start.
+    #[arg(long, env = "ORACLE_NAME")]
+    pub name: String,
+    /// Folder for the key and, without a database URL, the embedded database.
+    #[arg(long, env = "ORACLE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on, as a multiaddr (repeatable).
+    #[arg(
+        long,
+        env = "ORACLE_LISTEN",
+        value_delimiter = ',',
+        default_value = "/ip4/0.0.0.0/tcp/4001"
+    )]
+    pub listen: Vec<Multiaddr>,
+    /// A peer to join through, as a multiaddr (repeatable).
+    #[arg(long, env = "ORACLE_BOOTSTRAP", value_delimiter = ',')]
+    pub bootstrap: Vec<Multiaddr>,
+    /// PostgreSQL URL, e.g. postgres://user:password@host:5432/oracle. Without it, an embedded
+    /// SQLite database in the data folder.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The signer allowlist: one 0x address per line; blank lines and lines from '#' are ignored.
+    #[arg(long, env = "ORACLE_SIGNERS")]
+    pub signers: PathBuf,
+    /// Deployment name: part of the network id every signature commits to.
+    #[arg(long, env = "ORACLE_NETWORK", default_value = "mainnet")]
+    pub network: String,
+    /// Distinct valid signatures a price needs before it is stored.
+    #[arg(long, env = "ORACLE_QUORUM", default_value_t = 3)]
+    pub quorum: usize,
+    /// How often this node observes and publishes, e.g. 10m, 30s.
+    #[arg(long, env = "ORACLE_PRICE_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub price_interval: Duration,
+    /// Time after a price's last new signature before it is written.
+    #[arg(long, env = "ORACLE_WRITE_DELAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_delay: Duration,
+    /// Peers needed before this node publishes its own prices.
+    #[arg(long, env = "ORACLE_MIN_PEERS", default_value_t = 3)]
+    pub min_peers: usize,
+    /// Price sources that must answer for an observation to count.
+    #[arg(long, env = "ORACLE_MIN_SOURCES", default_value_t = 2)]
+    pub min_sources: usize,
+    /// Per-request timeout of a price source.
+    #[arg(long, env = "ORACLE_SOURCE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub source_timeout: Duration,
+    #[arg(long, env = "ORACLE_COINBASE_URL", default_value = Exchange::Coinbase.default_base_url())]
+    pub coinbase_url: String,
+    #[arg(long, env = "ORACLE_COINGECKO_URL", default_value = Exchange::CoinGecko.default_base_url())]
+    pub coingecko_url: String,
+    #[arg(long, env = "ORACLE_KRAKEN_URL", default_value = Exchange::Kraken.default_base_url())]
+    pub kraken_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignersError {
+    #[error("cannot read the signer list {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}, line {line}: {text:?} is not an address ({why}); write one 0x address per line"
+    )]
+    Line {
+        path: PathBuf,
+        line: usize,
+        text: String,
+        why: String,
+    },
+    #[error("the signer list {0} names nobody")]
+    Empty(PathBuf),
+}
+
+/// Reads an allowlist file: one 0x address per line; blank lines and `#` comments are ignored.
+pub fn read_signers(path: &Path) -> Result<Vec<Address>, SignersError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SignersError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut signers = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let content = line.split('#').next().unwrap_or("").trim();
+        if content.is_empty() {
+            continue;
+        }
+        let address = Address::parse(content).map_err(|why| SignersError::Line {
+            path: path.to_owned(),
+            line: index + 1,
+            text: content.to_owned(),
+            why: why.to_string(),
+        })?;
+        signers.push(address);
+    }
+    if signers.is_empty() {
+        return Err(SignersError::Empty(path.to_owned()));
+    }
+    Ok(signers)
+}
+
+/// Writes an allowlist file for these signers.
+pub fn write_signers(path: &Path, signers: &[Address]) -> std::io::Result<()> {
+    let mut text = String::from("# Signer allowlist: one address per line.\n");
+    signers
+        .iter()
+        .for_each(|s| text.push_str(&format!("{s}\n")));
+    std::fs::write(path, text)
+}
+
+impl NodeArgs {
+    /// The protocol's config from the flags (checked by `Node::new`).
+    pub fn config(&self, signers: Vec<Address>) -> Config {
+        let mut config = Config::new(
+            &self.network,
+            Feed::new("ETH/USD").expect("a valid feed"),
+            Signers::Allowlist(signers.into_iter().collect()),
+        );
+        config.quorum = self.quorum;
+        config.committee = self.quorum;
+        config.price_interval_ms = self.price_interval.as_millis() as u64;
+        config.write_delay_ms = self.write_delay.as_millis() as u64;
+        config.min_peers = self.min_peers;
+        config.min_sources = self.min_sources;
+        config
+    }
+
+    /// The local network's settings: the production rules, faster, so prices appear within a
+    /// minute.
+    pub fn devnet_config(signers: Vec<Address>) -> Config {
+        let mut config = Config::new(
+            "devnet",
+            Feed::new("ETH/USD").expect("a valid feed"),
+            Signers::Allowlist(signers.into_iter().collect()),
+        );
+        config.price_interval_ms = 30_000;
+        config.write_delay_ms = 5_000;
+        config
+    }
+
+    pub fn sources(&self) -> Vec<Source> {
+        [
+            (Exchange::Coinbase, &self.coinbase_url),
+            (Exchange::CoinGecko, &self.coingecko_url),
+            (Exchange::Kraken, &self.kraken_url),
+        ]
+        .into_iter()
+        .map(|(exchange, url)| Source {
+            exchange,
+            base_url: url.clone(),
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,72 @@
+//! Bad input from an operator gets an error that says what to fix, never a panic.
+
+use std::time::Duration;
+
+use clap::Parser;
+use runtime::cli::{Cli, SignersError, read_signers};
+use runtime::store::Store;
+
+#[test]
+fn a_bad_multiaddr_is_named() {
+    let error = Cli::try_parse_from([
+        "runtime",
+        "node",
+        "--name",
+        "a",
+        "--signers",
+        "s.txt",
+        "--bootstrap",
+        "127.0.0.1:4001",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("invalid value '127.0.0.1:4001' for '--bootstrap"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bad_signer_list_says_which_line() {
+    let dir = std::env::temp_dir().join(format!("signers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("signers.txt");
+    std::fs::write(
+        &path,
+        "# ops team\n0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n\n0x1234 # short\n",
+    )
+    .unwrap();
+    let error = read_signers(&path).unwrap_err();
+    assert!(
+        matches!(error, SignersError::Line { line: 4, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("line 4: \"0x1234\""), "{error}");
+
+    std::fs::write(&path, "# nobody yet\n").unwrap();
+    assert!(matches!(read_signers(&path), Err(SignersError::Empty(_))));
+    std::fs::write(
+        &path,
+        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf # node 1\n",
+    )
+    .unwrap();
+    assert_eq!(read_signers(&path).unwrap().len(), 1);
+    let missing = read_signers(&dir.join("missing.txt")).unwrap_err();
+    assert!(missing.to_string().contains("missing.txt"), "{missing}");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_an_error_not_a_hang() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    let result = tokio::time::timeout(Duration::from_secs(10), Store::postgres(&url, None)).await;
+    let error = result
+        .expect("gave up within its timeout")
+        .err()
+        .expect("an error");
+    assert!(error.to_string().contains("PostgreSQL"), "{error}");
+}
