@@ -22,6 +22,34 @@ pub enum Misbehaviour {
     FromFuture,
 }
 
+impl Misbehaviour {
+    /// A short, stable name without the details (lengths, versions), for metrics labels and
+    /// reports: a bounded set, whatever peers send.
+    pub fn name(self) -> &'static str {
+        use DecodeError::*;
+        match self {
+            Misbehaviour::Malformed(error) => match error {
+                TooLong(_) => "malformed: too long",
+                Truncated => "malformed: truncated",
+                Version(_) => "malformed: unknown version",
+                Feed => "malformed: feed",
+                Decimals(_) => "malformed: decimals",
+                SignatureCount(_) => "malformed: signature count",
+                TrailingBytes => "malformed: trailing bytes",
+                Unsorted => "malformed: signers unsorted",
+                DuplicateSigner => "malformed: duplicate signer",
+            },
+            Misbehaviour::WrongNetwork => "wrong network",
+            Misbehaviour::WrongFeed => "wrong feed",
+            Misbehaviour::BadId => "bad id",
+            Misbehaviour::NoOriginSignature => "no origin signature",
+            Misbehaviour::UnknownSigner => "unknown signer",
+            Misbehaviour::BadSignature => "bad signature",
+            Misbehaviour::FromFuture => "from the future",
+        }
+    }
+}
+
 /// Input dropped without blame: late, repeated, or beyond what this node keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Ignored {

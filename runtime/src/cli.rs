@@ -51,6 +51,9 @@ pub struct NodeArgs {
     /// A peer to join through, as a multiaddr (repeatable).
     #[arg(long, env = "ORACLE_BOOTSTRAP", value_delimiter = ',')]
     pub bootstrap: Vec<Multiaddr>,
+    /// Where to serve /health and /metrics.
+    #[arg(long, env = "ORACLE_HTTP", default_value = "127.0.0.1:9100")]
+    pub http: std::net::SocketAddr,
     /// PostgreSQL URL, e.g. postgres://user:password@host:5432/oracle. Without it, an embedded
     /// SQLite database in the data folder.
     #[arg(long, env = "DATABASE_URL")]

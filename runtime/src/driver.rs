@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
@@ -17,6 +18,7 @@ use protocol::{
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::http::{self, Health, Kind, Metrics, SourceLabel};
 use crate::network::{self, Behaviour, BehaviourEvent, NetworkError};
 use crate::sources::Sources;
 use crate::store::Store;
@@ -28,6 +30,8 @@ const DRAIN_WRITES_FOR: Duration = Duration::from_secs(10);
 
 pub struct Settings {
     pub name: String,
+    /// Where to serve `/health` and `/metrics`, if anywhere.
+    pub http: Option<SocketAddr>,
     pub key: Keypair,
     pub config: Config,
     pub listen: Vec<Multiaddr>,
@@ -41,6 +45,8 @@ pub enum DriverError {
     Config(#[from] ConfigError),
     #[error("network: {0}")]
     Network(#[from] NetworkError),
+    #[error("cannot serve /health and /metrics: {0}")]
+    Http(#[from] std::io::Error),
 }
 
 /// Unix time in milliseconds. The node clamps it so it never runs backwards.
@@ -67,8 +73,21 @@ pub async fn run(
         u64::from_le_bytes(seed),
         now_ms(),
     )?;
+    let health = Arc::new(Mutex::new(Health {
+        name: settings.name.clone(),
+        address: settings.key.address().to_string(),
+        min_peers: settings.config.min_peers,
+        ..Health::default()
+    }));
+    let metrics = Metrics::default();
+    if let Some(address) = settings.http {
+        let bound = http::serve(address, health.clone(), metrics.clone()).await?;
+        tracing::info!(name = %settings.name, %bound, "serving /health and /metrics");
+    }
     let (events, inbox) = mpsc::unbounded_channel();
     let mut driver = Driver {
+        health,
+        metrics,
         node,
         swarm,
         topic,
@@ -97,6 +116,8 @@ struct Driver {
     next_token: u64,
     peers: usize,
     writes: JoinSet<()>,
+    health: Arc<Mutex<Health>>,
+    metrics: Metrics,
 }
 
 impl Driver {
@@ -118,7 +139,7 @@ impl Driver {
             tokio::select! {
                 () = &mut stop => break,
                 event = self.swarm.select_next_some() => self.on_swarm(event),
-                Some(event) = inbox.recv() => self.node.handle(now_ms(), event),
+                Some(event) = inbox.recv() => self.on_result(event),
                 () = tokio::time::sleep(wait) => self.node.handle(now_ms(), Event::TimerDue),
                 _ = redial.tick() => self.redial(),
                 Some(_) = self.writes.join_next(), if !self.writes.is_empty() => {}
@@ -130,6 +151,25 @@ impl Driver {
         });
         if drained.await.is_err() {
             tracing::warn!(name = %self.settings.name, "writes still in flight at exit");
+        }
+    }
+
+    /// A result from beside the node: noted for `/health`, then fed to the node.
+    fn on_result(&mut self, event: Event) {
+        match &event {
+            Event::DatabaseRead { stored, .. } => self.health(|h| {
+                h.database_reachable = true;
+                stored.iter().for_each(|&id| h.stored(id));
+            }),
+            Event::DatabaseUnreachable => self.health(|h| h.database_reachable = false),
+            _ => {}
+        }
+        self.node.handle(now_ms(), event);
+    }
+
+    fn health(&self, change: impl FnOnce(&mut Health)) {
+        if let Ok(mut health) = self.health.lock() {
+            change(&mut health);
         }
     }
 
@@ -145,10 +185,13 @@ impl Driver {
             Action::FetchPrices => {
                 let (sources, events) = (self.settings.sources.clone(), self.events.clone());
                 let name = self.settings.name.clone();
+                let failures = self.metrics.source_failures.clone();
                 tokio::spawn(async move {
                     let fetched = sources.fetch().await;
                     for (exchange, error) in &fetched.failed {
                         tracing::warn!(%name, %exchange, %error, "price source failed");
+                        let source = exchange.to_string();
+                        failures.get_or_create(&SourceLabel { source }).inc();
                     }
                     let answered = fetched.answered.into_iter().map(|(_, p)| p).collect();
                     let _ = events.send(Event::PricesFetched { answered });
@@ -167,6 +210,13 @@ impl Driver {
                 }
             }
             Action::Verdict { message, verdict } => {
+                if let protocol::Verdict::Reject(kind) = verdict {
+                    let kind = kind.name().to_owned();
+                    self.metrics
+                        .invalid_messages
+                        .get_or_create(&Kind { kind })
+                        .inc();
+                }
                 if let Some((id, peer)) = self.pending.remove(&message.token) {
                     self.swarm
                         .behaviour_mut()
@@ -210,7 +260,10 @@ impl Driver {
                     let _ = events.send(Event::WriteFinished { id, outcome });
                 });
             }
-            Action::Report(report) => self.log(report),
+            Action::Report(report) => {
+                self.measure(&report);
+                self.log(report);
+            }
         }
     }
 
@@ -251,6 +304,9 @@ impl Driver {
         let peers = network::topic_peers(&self.swarm, &self.topic);
         if peers != self.peers {
             self.peers = peers;
+            self.metrics.peers.set(peers as i64);
+            self.health(|h| h.peers = peers);
+            tracing::info!(name = %self.settings.name, peers, "gossip peers");
             self.node
                 .handle(now_ms(), Event::PeersChanged { count: peers });
         }
@@ -264,6 +320,37 @@ impl Driver {
             let _ = self.swarm.dial(address.clone());
         }
         let _ = self.swarm.behaviour_mut().kademlia.bootstrap();
+    }
+
+    fn measure(&self, report: &Report) {
+        let seconds = |ms: u64| ms as f64 / 1_000.0;
+        match *report {
+            Report::Published { .. } => {
+                self.metrics.published.inc();
+            }
+            Report::CoSigned { .. } => {
+                self.metrics.cosigned.inc();
+            }
+            Report::QuorumReached { after_ms, .. } => {
+                self.metrics.to_quorum_seconds.observe(seconds(after_ms))
+            }
+            Report::Stored {
+                id,
+                outcome,
+                after_ms,
+                ..
+            } => {
+                let counter = match outcome {
+                    WriteOutcome::AlreadyPresent => &self.metrics.duplicate_inserts_avoided,
+                    _ => &self.metrics.stored,
+                };
+                counter.inc();
+                self.metrics.to_storage_seconds.observe(seconds(after_ms));
+                self.health(|h| h.stored(id));
+            }
+            Report::WriterChanged { writer } => self.health(|h| h.writer = writer),
+            _ => {}
+        }
     }
 
     fn log(&self, report: Report) {

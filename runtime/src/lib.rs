@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod driver;
+pub mod http;
 pub mod key;
 pub mod network;
 pub mod sources;

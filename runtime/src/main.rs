@@ -72,6 +72,7 @@ async fn node(args: NodeArgs) -> Result<(), Error> {
     };
     let settings = Settings {
         name: args.name.clone(),
+        http: Some(args.http),
         sources: Sources::new(args.sources(), args.source_timeout, 2, config.decimals),
         key,
         config,
@@ -99,7 +100,8 @@ async fn devnet(nodes: usize, dir: &Path) -> Result<(), Error> {
     write_signers(&signer_file, &signers)?;
     let database = dir.join("oracle.sqlite");
     println!(
-        "a local network of {nodes} nodes: keys, {} and {} in {}; Ctrl-C stops every node",
+        "a local network of {nodes} nodes: keys, {} and {} in {}; /health and /metrics of node i \
+         on 127.0.0.1:910i; Ctrl-C stops every node",
         signer_file.display(),
         database.display(),
         dir.display()
@@ -127,6 +129,7 @@ async fn devnet(nodes: usize, dir: &Path) -> Result<(), Error> {
             .collect();
         let settings = Settings {
             name: format!("node-{i}"),
+            http: Some(([127, 0, 0, 1], 9100 + i as u16).into()),
             sources: Sources::new(sources, Duration::from_secs(5), 2, config.decimals),
             key,
             config,

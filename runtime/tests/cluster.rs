@@ -92,6 +92,8 @@ struct Cluster {
     stops: Vec<Option<oneshot::Sender<()>>>,
     nodes: Vec<tokio::task::JoinHandle<()>>,
     proxy: Proxy,
+    /// Node 0's /health and /metrics.
+    http: std::net::SocketAddr,
 }
 
 impl Cluster {
@@ -119,6 +121,7 @@ impl Cluster {
             stops: Vec::new(),
             nodes: Vec::new(),
             proxy,
+            http: ([127, 0, 0, 1], free_port()).into(),
         };
         for (i, key) in keys.iter().enumerate() {
             let sources = Exchange::ALL
@@ -130,6 +133,7 @@ impl Cluster {
                 .collect();
             let settings = Settings {
                 name: format!("node-{i}"),
+                http: (i == 0).then_some(cluster.http),
                 key: key.clone(),
                 config: config.clone(),
                 listen: vec![address(ports[i])],
@@ -228,6 +232,28 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
         }
     };
     audit(cluster.rows().await).await;
+
+    // Node 0 says how it is, and what it did, over HTTP.
+    let get = |path: &str| reqwest::get(format!("http://{}{path}", cluster.http));
+    let health = get("/health").await.unwrap();
+    assert_eq!(health.status(), 200);
+    let health = health.text().await.unwrap();
+    for field in [
+        "\"peers\":3",
+        "\"database_reachable\":true",
+        "\"last_stored\":{\"id\"",
+    ] {
+        assert!(health.contains(field), "{field} in {health}");
+    }
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for metric in [
+        "oracle_prices_published_total",
+        "oracle_prices_cosigned_total",
+        "oracle_peers 3",
+        "oracle_publication_to_quorum_seconds_count",
+    ] {
+        assert!(metrics.contains(metric), "{metric} in {metrics}");
+    }
 
     // One node stops; the other three still reach quorum and store new prices.
     cluster.stop(3).await;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use protocol::{Misbehaviour, Verdict};
+use protocol::Verdict;
 
 use crate::dice::Dice;
 use crate::scenario::Network as Settings;
@@ -199,7 +199,7 @@ impl Fabric {
             Verdict::Accept => self.send_to_mesh(now, node, Some(from), &packet),
             Verdict::Ignore(why) => *self.ignored.entry(format!("{why:?}")).or_default() += 1,
             Verdict::Reject(why) => {
-                *self.rejected.entry(kind(why)).or_default() += 1;
+                *self.rejected.entry(why.name().to_owned()).or_default() += 1;
                 let peer = &mut self.peers[node];
                 let penalty = peer.penalties.entry(from).or_default();
                 *penalty += 1;
@@ -326,18 +326,6 @@ impl Fabric {
             peer.seen_rotated_at = now;
         }
         peer.seen[0].insert(id);
-    }
-}
-
-/// A readable name for a kind of invalid message (without the detail, e.g. which length).
-fn kind(why: Misbehaviour) -> String {
-    let name = match why {
-        Misbehaviour::Malformed(error) => format!("Malformed({error:?})"),
-        other => format!("{other:?}"),
-    };
-    match name.split_once("(").map(|(_, inner)| inner.split_once('(')) {
-        Some(Some((inner, _))) => format!("Malformed({inner})"),
-        _ => name,
     }
 }
 
