@@ -251,6 +251,19 @@ impl Driver {
                 self.writes.spawn(async move {
                     let id = price.message.body.id;
                     let outcome = match store.insert(&price, quorum).await {
+                        Ok(WriteOutcome::Inserted) => {
+                            let body = price.message.body;
+                            let signers: Vec<String> =
+                                price.signatures().keys().map(|s| s.to_string()).collect();
+                            tracing::info!(
+                                %name,
+                                %id,
+                                price = %body.price.display(body.decimals),
+                                signers = %signers.join(","),
+                                "stored"
+                            );
+                            WriteOutcome::Inserted
+                        }
                         Ok(outcome) => outcome,
                         Err(error) => {
                             tracing::warn!(%name, %id, %error, "write failed; it will be retried");
@@ -382,7 +395,7 @@ impl Driver {
                 outcome,
                 signers,
                 after_ms,
-            } => tracing::info!(%name, %id, ?outcome, signers, after_ms, "stored"),
+            } => tracing::debug!(%name, %id, ?outcome, signers, after_ms, "write finished"),
             Report::WriterChanged { writer } => tracing::info!(%name, writer, "writer role"),
             Report::Expired { id, reached_quorum } => {
                 tracing::warn!(%name, %id, reached_quorum, "expired unstored")
