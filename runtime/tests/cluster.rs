@@ -94,6 +94,8 @@ struct Cluster {
     proxy: Proxy,
     /// Node 0's /health and /metrics.
     http: std::net::SocketAddr,
+    /// Node 0's libp2p address.
+    entry: libp2p::Multiaddr,
 }
 
 impl Cluster {
@@ -122,6 +124,7 @@ impl Cluster {
             nodes: Vec::new(),
             proxy,
             http: ([127, 0, 0, 1], free_port()).into(),
+            entry: address(ports[0]),
         };
         for (i, key) in keys.iter().enumerate() {
             let sources = Exchange::ALL
@@ -256,6 +259,31 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
         assert!(metrics.contains(metric), "{metric} in {metrics}");
     }
 
+    // A peer off the allowlist floods junk: node 0 rejects and counts every message (scoring then
+    // graylists the sender), and the network goes on storing prices.
+    let junk = spam(&cluster.entry, &config).await;
+    let invalid = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("oracle_invalid_messages_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+        if invalid(&metrics) > 0 {
+            assert!(metrics.contains("kind=\"malformed: "), "{metrics}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no junk counted: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    junk.abort();
+
     // Node 0, the only bootstrap address, stops; the other three, having found each other through
     // Kademlia, still reach quorum and store new prices.
     cluster.stop(0).await;
@@ -362,4 +390,33 @@ impl Proxy {
     fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+}
+
+/// A libp2p peer that joins through `entry` and publishes junk on the oracle's topic until aborted.
+async fn spam(entry: &libp2p::Multiaddr, config: &Config) -> tokio::task::JoinHandle<()> {
+    use futures_util::StreamExt;
+    let mut secret = [0u8; 32];
+    secret[31] = 0x99;
+    let outsider = Keypair::from_secret(&secret).unwrap();
+    let topic = runtime::network::topic(&config.network_id());
+    let listen: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{}", free_port())
+        .parse()
+        .unwrap();
+    let mut swarm =
+        runtime::network::start(&outsider, &topic, &[listen], std::slice::from_ref(entry)).unwrap();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut n: u32 = 0;
+        loop {
+            tokio::select! {
+                _ = swarm.select_next_some() => {}
+                _ = tick.tick() => {
+                    n += 1;
+                    // Version 1, then too short: malformed.
+                    let junk = [&[1u8][..], &n.to_be_bytes()].concat();
+                    let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), junk);
+                }
+            }
+        }
+    })
 }
