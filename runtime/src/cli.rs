@@ -30,6 +30,72 @@ pub struct Cli {
 pub enum Command {
     /// Runs one production node.
     Node(NodeArgs),
+    /// Checks stored prices against the signer list and the network id, without trusting the
+    /// nodes that wrote them. Exits non-zero if any row fails.
+    Verify(VerifyArgs),
+}
+
+/// What every node of one deployment shares: it makes the network id.
+#[derive(Debug, Args)]
+pub struct Deployment {
+    /// The signer allowlist: one 0x address per line; blank lines and lines from '#' are ignored.
+    #[arg(long, env = "ORACLE_SIGNERS")]
+    pub signers: PathBuf,
+    /// Deployment name: part of the network id every signature commits to.
+    #[arg(long, env = "ORACLE_NETWORK", default_value = "mainnet")]
+    pub network: String,
+    /// Distinct valid signatures a price needs before it is stored.
+    #[arg(long, env = "ORACLE_QUORUM", default_value_t = 3)]
+    pub quorum: usize,
+}
+
+impl Deployment {
+    /// The protocol's production config for this deployment (checked by `Node::new`).
+    pub fn config(&self) -> Result<Config, SignersError> {
+        let signers = read_signers(&self.signers)?;
+        let mut config = Config::new(
+            &self.network,
+            Feed::new("ETH/USD").expect("a valid feed"),
+            Signers::Allowlist(signers.into_iter().collect()),
+        );
+        config.quorum = self.quorum;
+        config.committee = self.quorum;
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub deployment: Deployment,
+    /// PostgreSQL URL; without it, the embedded database in --data-dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[arg(long, env = "ORACLE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Only prices observed from this moment on: RFC 3339 (2026-11-21T10:00:00Z) or unix ms.
+    #[arg(long, value_parser = parse_moment)]
+    pub since: Option<u64>,
+    /// Only this price id.
+    #[arg(long, value_parser = parse_price_id)]
+    pub id: Option<protocol::PriceId>,
+}
+
+fn parse_moment(text: &str) -> Result<u64, String> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    let moment = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!("{e}: use RFC 3339 like 2026-11-21T10:00:00Z, or unix milliseconds")
+    })?;
+    moment
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .map_err(|_| "a moment before 1970".to_owned())
+}
+
+fn parse_price_id(text: &str) -> Result<protocol::PriceId, String> {
+    crate::store::parse_id(text).ok_or_else(|| format!("{text:?} is not a price id (a UUID)"))
 }
 
 #[derive(Debug, Args)]
@@ -58,15 +124,8 @@ pub struct NodeArgs {
     /// SQLite database in the data folder.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
-    /// The signer allowlist: one 0x address per line; blank lines and lines from '#' are ignored.
-    #[arg(long, env = "ORACLE_SIGNERS")]
-    pub signers: PathBuf,
-    /// Deployment name: part of the network id every signature commits to.
-    #[arg(long, env = "ORACLE_NETWORK", default_value = "mainnet")]
-    pub network: String,
-    /// Distinct valid signatures a price needs before it is stored.
-    #[arg(long, env = "ORACLE_QUORUM", default_value_t = 3)]
-    pub quorum: usize,
+    #[command(flatten)]
+    pub deployment: Deployment,
     /// How often this node observes and publishes, e.g. 10m, 30s.
     #[arg(long, env = "ORACLE_PRICE_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub price_interval: Duration,
@@ -147,19 +206,13 @@ pub fn write_signers(path: &Path, signers: &[Address]) -> std::io::Result<()> {
 
 impl NodeArgs {
     /// The protocol's config from the flags (checked by `Node::new`).
-    pub fn config(&self, signers: Vec<Address>) -> Config {
-        let mut config = Config::new(
-            &self.network,
-            Feed::new("ETH/USD").expect("a valid feed"),
-            Signers::Allowlist(signers.into_iter().collect()),
-        );
-        config.quorum = self.quorum;
-        config.committee = self.quorum;
+    pub fn config(&self) -> Result<Config, SignersError> {
+        let mut config = self.deployment.config()?;
         config.price_interval_ms = self.price_interval.as_millis() as u64;
         config.write_delay_ms = self.write_delay.as_millis() as u64;
         config.min_peers = self.min_peers;
         config.min_sources = self.min_sources;
-        config
+        Ok(config)
     }
 
     /// The local network's settings: the production rules, faster, so prices appear within a

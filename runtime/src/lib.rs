@@ -9,3 +9,4 @@ pub mod key;
 pub mod network;
 pub mod sources;
 pub mod store;
+pub mod verify;

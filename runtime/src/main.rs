@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use runtime::cli::{Cli, Command, NodeArgs, read_signers, write_signers};
+use runtime::cli::{Cli, Command, NodeArgs, VerifyArgs, write_signers};
 use runtime::driver::{self, Settings};
 use runtime::key;
 use runtime::sources::{Exchange, Source, Sources};
@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Node(args)) => node(args).await,
+        Some(Command::Verify(args)) => verify(args).await,
         None => devnet(cli.nodes, &cli.devnet_dir).await,
     };
     match result {
@@ -62,8 +63,7 @@ async fn node(args: NodeArgs) -> Result<(), Error> {
             key.address()
         );
     }
-    let signers = read_signers(&args.signers)?;
-    let config = args.config(signers);
+    let config = args.config()?;
     let store = match &args.database_url {
         Some(url) => Store::postgres(url, None)
             .await
@@ -144,4 +144,30 @@ async fn devnet(nodes: usize, dir: &Path) -> Result<(), Error> {
         node.await??;
     }
     Ok(())
+}
+
+async fn verify(args: VerifyArgs) -> Result<(), Error> {
+    let config = args.deployment.config()?;
+    let store = match &args.database_url {
+        Some(url) => Store::postgres(url, None).await?,
+        None => Store::sqlite(&args.data_dir.join("oracle.sqlite")).await?,
+    };
+    let summary =
+        runtime::verify::verify(&store, &config, args.since.unwrap_or(0), args.id).await?;
+    for failure in &summary.failures {
+        println!("FAILED {}: {}", failure.id, failure.reason);
+    }
+    println!(
+        "{} rows checked against network {} ({} signers, quorum {}): {} failed",
+        summary.checked,
+        hex::encode(config.network_id()),
+        args.deployment.signers.display(),
+        config.quorum,
+        summary.failures.len()
+    );
+    if summary.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} rows failed verification", summary.failures.len()).into())
+    }
 }

@@ -1,59 +1,13 @@
 //! One conformance suite, run against PostgreSQL (`DATABASE_URL`, by default the local server;
 //! each test in its own schema) and against an SQLite file: both stores must behave the same.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
-use protocol::{
-    Address, Config, Feed, Keypair, Message, Price, PriceBody, PriceId, Signers, StoredPrice,
-    WriteOutcome,
-};
+use common::{T0, config, keys, price};
+use protocol::{Price, PriceId, WriteOutcome};
 use runtime::store::Store;
-
-const T0: u64 = 1_767_225_600_000;
-
-fn keys() -> Vec<Keypair> {
-    (1..=4u8)
-        .map(|i| {
-            let mut secret = [0u8; 32];
-            secret[31] = i;
-            Keypair::from_secret(&secret).unwrap()
-        })
-        .collect()
-}
-
-fn config(keys: &[Keypair]) -> Config {
-    let list = keys.iter().map(Keypair::address).collect();
-    Config::new(
-        "storetest",
-        Feed::new("ETH/USD").unwrap(),
-        Signers::Allowlist(list),
-    )
-}
-
-/// keys[0]'s price observed at `at`, signed by the first `signers` keys, written by keys[1].
-fn price(keys: &[Keypair], at: u64, units: u128, signers: usize) -> StoredPrice {
-    let network_id = config(keys).network_id();
-    let body = PriceBody {
-        id: PriceId::mint(at, 0, keys[0].address()),
-        feed: Feed::new("ETH/USD").unwrap(),
-        price: Price(units),
-        decimals: 8,
-        observed_at_ms: at,
-    };
-    let digest = body.digest(&network_id);
-    let signatures: BTreeMap<Address, _> = keys[..signers]
-        .iter()
-        .map(|k| (k.address(), k.sign(&digest)))
-        .collect();
-    StoredPrice {
-        message: Message::new(network_id, body, signatures).unwrap(),
-        origin: keys[0].address(),
-        last_signature_at_ms: at + 1_234,
-        writer: keys[1].address(),
-    }
-}
 
 async fn inserts_each_id_once(store: Store) {
     let keys = keys();
@@ -151,42 +105,5 @@ macro_rules! conformance {
     };
 }
 
-conformance!(postgres, super::fresh_postgres);
-conformance!(sqlite, super::fresh_sqlite);
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A store in a schema of its own, emptied first.
-async fn fresh_postgres(test: &str) -> Store {
-    let schema = format!("store_{test}_{}", std::process::id());
-    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL at DATABASE_URL (default: the local server) must be running");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
-    let store = Store::postgres(&database_url(), Some(&schema))
-        .await
-        .unwrap();
-    // Applying the schema again changes nothing.
-    Store::postgres(&database_url(), Some(&schema))
-        .await
-        .unwrap();
-    store
-}
-
-async fn fresh_sqlite(test: &str) -> Store {
-    let path: PathBuf =
-        std::env::temp_dir().join(format!("store-{test}-{}.sqlite", std::process::id()));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    let store = Store::sqlite(&path).await.unwrap();
-    Store::sqlite(&path).await.unwrap();
-    store
-}
+conformance!(postgres, super::common::fresh_postgres);
+conformance!(sqlite, super::common::fresh_sqlite);

@@ -13,7 +13,7 @@ use std::path::Path;
 use protocol::{Address, Heartbeat, PriceId, StoredPrice, WriteOutcome};
 
 pub use postgres::Postgres;
-pub use record::{Record, parse_id};
+pub use record::{Record, SignedParts, parse_id};
 pub use sqlite::Sqlite;
 
 pub enum Store {
@@ -87,6 +87,21 @@ impl Store {
             Store::Postgres(db) => db.insert(record).await,
             Store::Sqlite(db) => db.insert(record).await,
         }
+    }
+
+    /// Stored rows as they are, unparsed: observed at or after `since_ms`, or the one `id`.
+    pub async fn records(
+        &self,
+        since_ms: u64,
+        id: Option<PriceId>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let since = since_ms as i64;
+        Ok(match (self, id) {
+            (Store::Postgres(db), Some(id)) => db.get(id).await?.into_iter().collect(),
+            (Store::Sqlite(db), Some(id)) => db.get(id).await?.into_iter().collect(),
+            (Store::Postgres(db), None) => db.records(since).await?,
+            (Store::Sqlite(db), None) => db.records(since).await?,
+        })
     }
 
     pub async fn get(&self, id: PriceId) -> Result<Option<Row>, StoreError> {

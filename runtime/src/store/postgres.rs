@@ -166,32 +166,43 @@ impl Postgres {
     }
 
     pub async fn get(&self, id: PriceId) -> Result<Option<Record>, StoreError> {
+        let query = format!("{SELECT_RECORD} WHERE id = $1::text::uuid");
         let row = self
             .client()
             .await?
-            .query_opt(
-                "SELECT id::text, network_id, feed, price_units::text, decimals, observed_at_ms,
-                     origin, signatures::text, signer_count, quorum,
-                     (extract(epoch FROM last_signed_at) * 1000)::int8, writer,
-                     (extract(epoch FROM inserted_at) * 1000)::int8
-                 FROM prices WHERE id = $1::text::uuid",
-                &[&id.to_string()],
-            )
+            .query_opt(&query, &[&id.to_string()])
             .await?;
-        Ok(row.map(|row| Record {
-            id: row.get(0),
-            network_id: row.get(1),
-            feed: row.get(2),
-            price_units: row.get(3),
-            decimals: row.get(4),
-            observed_at_ms: row.get(5),
-            origin: row.get(6),
-            signatures: row.get(7),
-            signer_count: row.get(8),
-            quorum: row.get(9),
-            last_signed_at_ms: row.get(10),
-            writer: row.get(11),
-            inserted_at_ms: row.get(12),
-        }))
+        Ok(row.as_ref().map(record))
+    }
+
+    /// Every row observed at or after `since_ms`, oldest first.
+    pub async fn records(&self, since_ms: i64) -> Result<Vec<Record>, StoreError> {
+        let query = format!("{SELECT_RECORD} WHERE observed_at_ms >= $1::int8 ORDER BY id");
+        let rows = self.client().await?.query(&query, &[&since_ms]).await?;
+        Ok(rows.iter().map(record).collect())
+    }
+}
+
+const SELECT_RECORD: &str = "SELECT id::text, network_id, feed, price_units::text, decimals,
+    observed_at_ms, origin, signatures::text, signer_count, quorum,
+    (extract(epoch FROM last_signed_at) * 1000)::int8, writer,
+    (extract(epoch FROM inserted_at) * 1000)::int8
+    FROM prices";
+
+fn record(row: &tokio_postgres::Row) -> Record {
+    Record {
+        id: row.get(0),
+        network_id: row.get(1),
+        feed: row.get(2),
+        price_units: row.get(3),
+        decimals: row.get(4),
+        observed_at_ms: row.get(5),
+        origin: row.get(6),
+        signatures: row.get(7),
+        signer_count: row.get(8),
+        quorum: row.get(9),
+        last_signed_at_ms: row.get(10),
+        writer: row.get(11),
+        inserted_at_ms: row.get(12),
     }
 }

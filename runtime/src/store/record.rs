@@ -64,8 +64,9 @@ impl Record {
         }
     }
 
-    /// The row back as the protocol's types; any column that does not parse is named.
-    pub fn into_row(self) -> Result<Row, StoreError> {
+    /// What was signed, as stored: network, body, origin and every (signer, signature) entry in
+    /// order, duplicates kept, so that an audit sees the row exactly as it is.
+    pub fn signed_parts(&self) -> Result<SignedParts, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt {
             id: self.id.clone(),
             what,
@@ -85,13 +86,13 @@ impl Record {
             |text: &str| Address::parse(text).map_err(|e| corrupt(format!("address {text}: {e}")));
         let entries: Vec<SignatureEntry> = serde_json::from_str(&self.signatures)
             .map_err(|e| corrupt(format!("signatures: {e}")))?;
-        let mut signatures = BTreeMap::new();
+        let mut signatures = Vec::with_capacity(entries.len());
         for entry in &entries {
             let bytes = hex::decode(entry.signature.trim_start_matches("0x"))
                 .ok()
                 .and_then(|b| <[u8; 65]>::try_from(b).ok())
                 .ok_or_else(|| corrupt(format!("signature of {}", entry.signer)))?;
-            signatures.insert(address(&entry.signer)?, Signature(bytes));
+            signatures.push((address(&entry.signer)?, Signature(bytes)));
         }
         let body = PriceBody {
             id,
@@ -100,19 +101,49 @@ impl Record {
             decimals: u8::try_from(self.decimals).map_err(|e| corrupt(format!("decimals: {e}")))?,
             observed_at_ms: self.observed_at_ms as u64,
         };
-        let message = Message::new(network_id, body, signatures)
-            .ok_or_else(|| corrupt("no signatures, or too many".into()))?;
+        Ok(SignedParts {
+            network_id,
+            body,
+            origin: address(&self.origin)?,
+            signatures,
+        })
+    }
+
+    /// The row back as the protocol's types; any column that does not parse is named.
+    pub fn into_row(self) -> Result<Row, StoreError> {
+        let parts = self.signed_parts()?;
+        let corrupt = |what: &str| StoreError::Corrupt {
+            id: self.id.clone(),
+            what: what.to_owned(),
+        };
+        let count = parts.signatures.len();
+        let signatures: BTreeMap<_, _> = parts.signatures.into_iter().collect();
+        if signatures.len() != count {
+            return Err(corrupt("a signer is listed twice"));
+        }
+        let message = Message::new(parts.network_id, parts.body, signatures)
+            .ok_or_else(|| corrupt("no signatures, or too many"))?;
+        let writer = Address::parse(&self.writer).map_err(|_| corrupt("writer address"))?;
         Ok(Row {
             price: StoredPrice {
                 message,
-                origin: address(&self.origin)?,
+                origin: parts.origin,
                 last_signature_at_ms: self.last_signed_at_ms as u64,
-                writer: address(&self.writer)?,
+                writer,
             },
             quorum: self.quorum as usize,
             inserted_at_ms: self.inserted_at_ms as u64,
         })
     }
+}
+
+/// A stored price's signed content, entries as stored.
+#[derive(Debug, Clone)]
+pub struct SignedParts {
+    pub network_id: [u8; 32],
+    pub body: PriceBody,
+    pub origin: Address,
+    pub signatures: Vec<(Address, Signature)>,
 }
 
 /// A canonical UUID text back to the id.

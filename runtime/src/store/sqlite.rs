@@ -132,36 +132,44 @@ impl Sqlite {
 
     pub async fn get(&self, id: PriceId) -> Result<Option<Record>, StoreError> {
         self.with(move |c| {
-            let record = c
-                .query_row(
-                    "SELECT id, network_id, feed, price_units, decimals, observed_at_ms, origin,
-                         signatures, signer_count, quorum, last_signed_at_ms, writer,
-                         inserted_at_ms
-                     FROM prices WHERE id = ?1",
-                    [id.to_string()],
-                    |row| {
-                        Ok(Record {
-                            id: row.get(0)?,
-                            network_id: row.get(1)?,
-                            feed: row.get(2)?,
-                            price_units: row.get(3)?,
-                            decimals: row.get(4)?,
-                            observed_at_ms: row.get(5)?,
-                            origin: row.get(6)?,
-                            signatures: row.get(7)?,
-                            signer_count: row.get(8)?,
-                            quorum: row.get(9)?,
-                            last_signed_at_ms: row.get(10)?,
-                            writer: row.get(11)?,
-                            inserted_at_ms: row.get(12)?,
-                        })
-                    },
-                )
-                .optional()?;
-            Ok(record)
+            let query = format!("{SELECT_RECORD} WHERE id = ?1");
+            Ok(c.query_row(&query, [id.to_string()], record).optional()?)
         })
         .await
     }
+
+    /// Every row observed at or after `since_ms`, oldest first.
+    pub async fn records(&self, since_ms: i64) -> Result<Vec<Record>, StoreError> {
+        self.with(move |c| {
+            let query = format!("{SELECT_RECORD} WHERE observed_at_ms >= ?1 ORDER BY id");
+            let mut statement = c.prepare(&query)?;
+            let rows = statement.query_map([since_ms], record)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+const SELECT_RECORD: &str = "SELECT id, network_id, feed, price_units, decimals, observed_at_ms,
+    origin, signatures, signer_count, quorum, last_signed_at_ms, writer, inserted_at_ms
+    FROM prices";
+
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        id: row.get(0)?,
+        network_id: row.get(1)?,
+        feed: row.get(2)?,
+        price_units: row.get(3)?,
+        decimals: row.get(4)?,
+        observed_at_ms: row.get(5)?,
+        origin: row.get(6)?,
+        signatures: row.get(7)?,
+        signer_count: row.get(8)?,
+        quorum: row.get(9)?,
+        last_signed_at_ms: row.get(10)?,
+        writer: row.get(11)?,
+        inserted_at_ms: row.get(12)?,
+    })
 }
 
 async fn blocking<T: Send + 'static>(

@@ -1,0 +1,117 @@
+//! `runtime verify` catches every tampering with a stored row: a changed price, a signer listed
+//! twice, a signature by a foreign key. Through the library and through the command itself.
+
+mod common;
+
+use common::{T0, config, database_url, fresh_postgres, keys, price, schema};
+use protocol::Keypair;
+use runtime::verify::verify;
+
+#[tokio::test]
+async fn tampered_rows_are_caught_and_named() {
+    let keys = keys();
+    let config = config(&keys);
+    let store = fresh_postgres("verify").await;
+    let prices: Vec<_> = (0..4)
+        .map(|k| price(&keys, T0 + k * 60_000, 301_245_170_000 + k as u128, 3))
+        .collect();
+    for price in &prices {
+        store.insert(price, 3).await.unwrap();
+    }
+    let clean = verify(&store, &config, 0, None).await.unwrap();
+    assert_eq!((clean.checked, clean.failures.len()), (4, 0));
+
+    let ids: Vec<String> = prices
+        .iter()
+        .map(|p| p.message.body.id.to_string())
+        .collect();
+    let mut outsider_secret = [0u8; 32];
+    outsider_secret[31] = 0x77;
+    let outsider = Keypair::from_secret(&outsider_secret).unwrap();
+    let digest = prices[2].message.body.digest(&config.network_id());
+    let foreign = format!("0x{}", hex::encode(outsider.sign(&digest).0));
+    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let schema = schema("verify");
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {schema};
+             UPDATE prices SET price_units = price_units + 1 WHERE id = '{}';
+             UPDATE prices SET signatures = signatures || jsonb_build_array(signatures -> 0),
+                               signer_count = signer_count + 1 WHERE id = '{}';
+             UPDATE prices SET signatures = jsonb_set(signatures, '{{1,signature}}', to_jsonb('{foreign}'::text))
+                 WHERE id = '{}';",
+            ids[0], ids[1], ids[2]
+        ))
+        .await
+        .unwrap();
+
+    let summary = verify(&store, &config, 0, None).await.unwrap();
+    assert_eq!(summary.checked, 4);
+    let reasons: Vec<(&str, &str)> = summary
+        .failures
+        .iter()
+        .map(|f| (f.id.as_str(), f.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    // Signatures are stored in signer order: entry k is the k-th smallest signer's.
+    let mut signers: Vec<_> = keys[..3].iter().map(|k| k.address()).collect();
+    signers.sort();
+    let signer = |k: usize| signers[k].to_string();
+    assert_eq!(reasons[0].0, ids[0]);
+    assert!(
+        reasons[0].1.contains("does not recover"),
+        "changed price: {reasons:?}"
+    );
+    assert_eq!(reasons[1].0, ids[1]);
+    assert!(
+        reasons[1]
+            .1
+            .contains(&format!("signer {} is listed more than once", signer(0))),
+        "duplicated signer: {reasons:?}"
+    );
+    assert_eq!(reasons[2].0, ids[2]);
+    assert!(
+        reasons[2]
+            .1
+            .contains(&format!("the signature of {} does not recover", signer(1))),
+        "foreign signature: {reasons:?}"
+    );
+
+    // The command: non-zero with every failing row named; zero for a clean row.
+    let dir = std::env::temp_dir().join(format!("verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let signer_file = dir.join("signers.txt");
+    let list: Vec<_> = keys.iter().map(Keypair::address).collect();
+    runtime::cli::write_signers(&signer_file, &list).unwrap();
+    let url = format!(
+        "{}?options=-c%20search_path%3D{schema}",
+        database_url().split('?').next().unwrap()
+    );
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
+            .args(["verify", "--network", "storetest", "--database-url", &url])
+            .arg("--signers")
+            .arg(&signer_file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let all = run(&[]);
+    let stdout = String::from_utf8_lossy(&all.stdout);
+    assert!(!all.status.success(), "{stdout}");
+    assert_eq!(stdout.matches("FAILED").count(), 3, "{stdout}");
+    assert!(stdout.contains("4 rows checked"), "{stdout}");
+    let one = run(&["--id", &ids[3]]);
+    let stdout = String::from_utf8_lossy(&one.stdout);
+    assert!(one.status.success(), "{stdout}");
+    assert!(stdout.contains("1 rows checked"), "{stdout}");
+    let since = run(&["--since", &(T0 + 120_000).to_string()]);
+    let stdout = String::from_utf8_lossy(&since.stdout);
+    assert!(
+        stdout.contains("2 rows checked") && stdout.contains("1 failed"),
+        "{stdout}"
+    );
+}
