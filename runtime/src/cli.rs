@@ -81,7 +81,8 @@ pub struct VerifyArgs {
     pub id: Option<protocol::PriceId>,
 }
 
-fn parse_moment(text: &str) -> Result<u64, String> {
+/// A moment as RFC 3339 or unix milliseconds.
+pub fn parse_moment(text: &str) -> Result<u64, String> {
     if let Ok(ms) = text.parse::<u64>() {
         return Ok(ms);
     }

@@ -81,7 +81,7 @@ pub async fn run(
     }));
     let metrics = Metrics::default();
     if let Some(address) = settings.http {
-        let bound = http::serve(address, health.clone(), metrics.clone()).await?;
+        let bound = http::serve(address, health.clone(), metrics.clone(), store.clone()).await?;
         tracing::info!(name = %settings.name, %bound, "serving /health and /metrics");
     }
     let (events, inbox) = mpsc::unbounded_channel();

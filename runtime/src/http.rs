@@ -1,11 +1,15 @@
 //! Each node's small HTTP endpoint: `/health` (peers, database reachable, last price stored) as
-//! JSON, and Prometheus `/metrics` (prometheus-client, the crate libp2p's metrics use).
+//! JSON, Prometheus `/metrics` (prometheus-client, the crate libp2p's metrics use), and the stored
+//! prices for their consumers: `/prices/latest?feed=ETH/USD`, `/prices/{id}` and
+//! `/prices?since=...&before=...&limit=...` (newest first). Each price comes with everything
+//! needed to check it without trusting this node: the network id, the exact signed bytes, and
+//! every signer with its signature.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, Query as Params, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -16,6 +20,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+
+use crate::store::{Query, Record, Store};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Kind {
@@ -146,6 +152,7 @@ pub struct LastStored {
 struct Shared {
     health: Arc<Mutex<Health>>,
     metrics: Metrics,
+    store: Arc<Store>,
 }
 
 /// Serves `/health` and `/metrics` on `address` until the process ends.
@@ -153,13 +160,21 @@ pub async fn serve(
     address: SocketAddr,
     health: Arc<Mutex<Health>>,
     metrics: Metrics,
+    store: Arc<Store>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let router = Router::new()
         .route("/health", get(health_page))
         .route("/metrics", get(metrics_page))
-        .with_state(Shared { health, metrics });
+        .route("/prices/latest", get(latest_price))
+        .route("/prices/{id}", get(one_price))
+        .route("/prices", get(prices))
+        .with_state(Shared {
+            health,
+            metrics,
+            store,
+        });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
             tracing::error!(%error, "the HTTP endpoint stopped");
@@ -195,5 +210,182 @@ async fn metrics_page(State(shared): State<Shared>) -> impl IntoResponse {
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             error.to_string(),
         ),
+    }
+}
+
+/// Most prices one page returns.
+const MAX_PAGE: u64 = 1_000;
+
+/// A stored price as consumers get it.
+#[derive(Debug, Serialize)]
+pub struct PriceJson {
+    pub id: String,
+    pub feed: String,
+    /// The fixed-point value as a decimal, and its exact units and decimals.
+    pub price: String,
+    pub price_units: String,
+    pub decimals: u8,
+    pub observed_at_ms: u64,
+    pub origin: String,
+    pub network_id: String,
+    /// The 105 bytes every signature signs, and their keccak256.
+    pub signed_bytes: String,
+    pub digest: String,
+    pub signatures: Vec<SignatureJson>,
+    pub quorum: i16,
+    pub writer: String,
+    pub stored_at_ms: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignatureJson {
+    pub signer: String,
+    pub signature: String,
+}
+
+impl PriceJson {
+    fn of(record: Record) -> Result<PriceJson, String> {
+        let parts = record.signed_parts().map_err(|e| e.to_string())?;
+        let signed = parts.body.signed_bytes(&parts.network_id);
+        Ok(PriceJson {
+            id: record.id,
+            feed: record.feed,
+            price: parts.body.price.display(parts.body.decimals),
+            price_units: record.price_units,
+            decimals: parts.body.decimals,
+            observed_at_ms: parts.body.observed_at_ms,
+            origin: parts.origin.to_string(),
+            network_id: format!("0x{}", hex::encode(parts.network_id)),
+            signed_bytes: format!("0x{}", hex::encode(signed)),
+            digest: format!("0x{}", hex::encode(protocol::keccak256(&signed))),
+            signatures: parts
+                .signatures
+                .iter()
+                .map(|(signer, signature)| SignatureJson {
+                    signer: signer.to_string(),
+                    signature: format!("0x{}", hex::encode(signature.0)),
+                })
+                .collect(),
+            quorum: record.quorum,
+            writer: record.writer,
+            stored_at_ms: record.inserted_at_ms,
+        })
+    }
+}
+
+type Reply = (StatusCode, axum::Json<serde_json::Value>);
+
+fn error(status: StatusCode, message: impl Into<String>) -> Reply {
+    let message: String = message.into();
+    (status, axum::Json(serde_json::json!({ "error": message })))
+}
+
+async fn read(
+    shared: &Shared,
+    query: Query,
+    id: Option<protocol::PriceId>,
+) -> Result<Vec<PriceJson>, Reply> {
+    let records = shared.store.records(&query, id).await.map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database: {e}"),
+        )
+    })?;
+    records
+        .into_iter()
+        .map(PriceJson::of)
+        .collect::<Result<_, _>>()
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+fn json(value: impl Serialize) -> Reply {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::to_value(value).unwrap_or_default()),
+    )
+}
+
+async fn latest_price(
+    State(shared): State<Shared>,
+    Params(params): Params<std::collections::HashMap<String, String>>,
+) -> Reply {
+    let feed = params
+        .get("feed")
+        .cloned()
+        .unwrap_or_else(|| "ETH/USD".to_owned());
+    let query = Query {
+        feed: Some(feed.clone()),
+        limit: 1,
+        newest_first: true,
+        ..Query::default()
+    };
+    match read(&shared, query, None).await {
+        Ok(mut prices) if !prices.is_empty() => json(prices.remove(0)),
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            format!("no stored price for feed {feed:?}"),
+        ),
+        Err(reply) => reply,
+    }
+}
+
+async fn one_price(State(shared): State<Shared>, Path(id): Path<String>) -> Reply {
+    let Some(id) = crate::store::parse_id(&id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{id:?} is not a price id (a UUID)"),
+        );
+    };
+    match read(&shared, Query::default(), Some(id)).await {
+        Ok(mut prices) if !prices.is_empty() => json(prices.remove(0)),
+        Ok(_) => error(StatusCode::NOT_FOUND, format!("no stored price {id}")),
+        Err(reply) => reply,
+    }
+}
+
+async fn prices(
+    State(shared): State<Shared>,
+    Params(params): Params<std::collections::HashMap<String, String>>,
+) -> Reply {
+    let moment = |name: &str| -> Result<Option<u64>, Reply> {
+        params
+            .get(name)
+            .map(|text| crate::cli::parse_moment(text))
+            .transpose()
+            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("{name}: {e}")))
+    };
+    let (since, before) = match (moment("since"), moment("before")) {
+        (Ok(since), Ok(before)) => (since, before),
+        (Err(reply), _) | (_, Err(reply)) => return reply,
+    };
+    let limit = match params.get("limit").map(|l| l.parse::<u64>()) {
+        None => 100,
+        Some(Ok(limit)) if (1..=MAX_PAGE).contains(&limit) => limit,
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("limit: a whole number from 1 to {MAX_PAGE}"),
+            );
+        }
+    };
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["since", "before", "limit", "feed"].contains(&k.as_str()))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown parameter {unknown:?}"),
+        );
+    }
+    let query = Query {
+        feed: params.get("feed").cloned(),
+        since_ms: since.unwrap_or(0),
+        before_ms: before.unwrap_or(i64::MAX as u64),
+        limit,
+        newest_first: true,
+    };
+    match read(&shared, query, None).await {
+        Ok(prices) => json(prices),
+        Err(reply) => reply,
     }
 }

@@ -3,7 +3,7 @@
 
 use protocol::{Config, PriceId};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Query, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -26,7 +26,11 @@ pub async fn verify(
     id: Option<PriceId>,
 ) -> Result<Summary, StoreError> {
     let mut summary = Summary::default();
-    for record in store.records(since_ms, id).await? {
+    let query = Query {
+        since_ms,
+        ..Query::default()
+    };
+    for record in store.records(&query, id).await? {
         summary.checked += 1;
         let reason = match record.signed_parts() {
             Err(error) => Some(format!("unreadable: {error}")),

@@ -21,6 +21,44 @@ pub enum Store {
     Sqlite(Sqlite),
 }
 
+/// Which rows to read: observed in `[since_ms, before_ms)`, of `feed` if given, at most `limit`,
+/// newest first (or oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub feed: Option<String>,
+    pub since_ms: u64,
+    pub before_ms: u64,
+    pub limit: u64,
+    pub newest_first: bool,
+}
+
+impl Default for Query {
+    fn default() -> Query {
+        Query {
+            feed: None,
+            since_ms: 0,
+            before_ms: i64::MAX as u64,
+            limit: i64::MAX as u64,
+            newest_first: false,
+        }
+    }
+}
+
+impl Query {
+    /// The SQL after `FROM prices`, with `$1`..`$4` (feed or NULL, since, before, limit).
+    fn sql(&self, placeholder: fn(usize) -> String) -> String {
+        let order = if self.newest_first { "DESC" } else { "ASC" };
+        format!(
+            " WHERE ({p1} IS NULL OR feed = {p1}) AND observed_at_ms >= {p2} AND observed_at_ms < {p3}
+              ORDER BY observed_at_ms {order}, id {order} LIMIT {p4}",
+            p1 = placeholder(1),
+            p2 = placeholder(2),
+            p3 = placeholder(3),
+            p4 = placeholder(4),
+        )
+    }
+}
+
 /// A stored row as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
@@ -89,18 +127,17 @@ impl Store {
         }
     }
 
-    /// Stored rows as they are, unparsed: observed at or after `since_ms`, or the one `id`.
+    /// Stored rows as they are, unparsed: the one `id`, or those `query` selects.
     pub async fn records(
         &self,
-        since_ms: u64,
+        query: &Query,
         id: Option<PriceId>,
     ) -> Result<Vec<Record>, StoreError> {
-        let since = since_ms as i64;
         Ok(match (self, id) {
             (Store::Postgres(db), Some(id)) => db.get(id).await?.into_iter().collect(),
             (Store::Sqlite(db), Some(id)) => db.get(id).await?.into_iter().collect(),
-            (Store::Postgres(db), None) => db.records(since).await?,
-            (Store::Sqlite(db), None) => db.records(since).await?,
+            (Store::Postgres(db), None) => db.records(query).await?,
+            (Store::Sqlite(db), None) => db.records(query).await?,
         })
     }
 

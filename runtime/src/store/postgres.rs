@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 use super::record::parse_id;
-use super::{Record, StoreError};
+use super::{Query, Record, StoreError};
 
 /// The schema, applied at every start; `CREATE ... IF NOT EXISTS` throughout.
 const SCHEMA: &str = include_str!("../../../init.sql");
@@ -175,10 +175,22 @@ impl Postgres {
         Ok(row.as_ref().map(record))
     }
 
-    /// Every row observed at or after `since_ms`, oldest first.
-    pub async fn records(&self, since_ms: i64) -> Result<Vec<Record>, StoreError> {
-        let query = format!("{SELECT_RECORD} WHERE observed_at_ms >= $1::int8 ORDER BY id");
-        let rows = self.client().await?.query(&query, &[&since_ms]).await?;
+    pub async fn records(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
+        let placeholder: fn(usize) -> String = |n| match n {
+            1 => "$1::text".to_owned(),
+            _ => format!("${n}::int8"),
+        };
+        let sql = format!("{SELECT_RECORD}{}", query.sql(placeholder));
+        let (since, before, limit) = (
+            query.since_ms as i64,
+            query.before_ms as i64,
+            query.limit as i64,
+        );
+        let rows = self
+            .client()
+            .await?
+            .query(&sql, &[&query.feed, &since, &before, &limit])
+            .await?;
         Ok(rows.iter().map(record).collect())
     }
 }

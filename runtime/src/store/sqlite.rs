@@ -8,7 +8,7 @@ use protocol::{Address, Heartbeat, PriceId, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::record::parse_id;
-use super::{Record, StoreError};
+use super::{Query, Record, StoreError};
 
 const SCHEMA: &str = include_str!("sqlite.sql");
 const NOW_MS: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
@@ -138,12 +138,17 @@ impl Sqlite {
         .await
     }
 
-    /// Every row observed at or after `since_ms`, oldest first.
-    pub async fn records(&self, since_ms: i64) -> Result<Vec<Record>, StoreError> {
+    pub async fn records(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
+        let sql = format!("{SELECT_RECORD}{}", query.sql(|n| format!("?{n}")));
+        let feed = query.feed.clone();
+        let (since, before, limit) = (
+            query.since_ms as i64,
+            query.before_ms as i64,
+            query.limit as i64,
+        );
         self.with(move |c| {
-            let query = format!("{SELECT_RECORD} WHERE observed_at_ms >= ?1 ORDER BY id");
-            let mut statement = c.prepare(&query)?;
-            let rows = statement.query_map([since_ms], record)?;
+            let mut statement = c.prepare(&sql)?;
+            let rows = statement.query_map(params![feed, since, before, limit], record)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -94,3 +94,8 @@ pub async fn fresh_sqlite(test: &str) -> Store {
     Store::sqlite(&path).await.unwrap();
     store
 }
+
+/// An id no test stores.
+pub fn unused_id() -> PriceId {
+    PriceId::mint(T0 - 1, 7, keys()[3].address())
+}
