@@ -33,6 +33,14 @@ pub enum Command {
     /// Checks stored prices against the signer list and the network id, without trusting the
     /// nodes that wrote them. Exits non-zero if any row fails.
     Verify(VerifyArgs),
+    /// Writes a node's key file (if it does not exist yet) and prints its address, for the
+    /// signer list.
+    Keygen {
+        #[arg(long, env = "ORACLE_NAME")]
+        name: String,
+        #[arg(long, env = "ORACLE_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// What every node of one deployment shares: it makes the network id.

@@ -28,6 +28,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Node(args)) => node(args).await,
         Some(Command::Verify(args)) => verify(args).await,
+        Some(Command::Keygen { name, data_dir }) => keygen(&name, &data_dir),
         None => devnet(cli.nodes, &cli.devnet_dir).await,
     };
     match result {
@@ -170,4 +171,17 @@ async fn verify(args: VerifyArgs) -> Result<(), Error> {
     } else {
         Err(format!("{} rows failed verification", summary.failures.len()).into())
     }
+}
+
+fn keygen(name: &str, data_dir: &Path) -> Result<(), Error> {
+    let (key, created) = key::load_or_generate(data_dir, name)?;
+    let path = key::path(data_dir, name)?;
+    let what = if created {
+        "wrote"
+    } else {
+        "kept the existing"
+    };
+    eprintln!("{what} key file {}", path.display());
+    println!("{}", key.address());
+    Ok(())
 }

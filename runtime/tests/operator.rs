@@ -70,3 +70,27 @@ async fn an_unreachable_database_is_an_error_not_a_hang() {
         .expect("an error");
     assert!(error.to_string().contains("PostgreSQL"), "{error}");
 }
+
+#[test]
+fn keygen_prints_the_address_and_never_replaces_a_key() {
+    let dir = std::env::temp_dir().join(format!("keygen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let keygen = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
+            .args(["keygen", "--name", "alpha", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let first = keygen();
+    assert!(first.status.success());
+    let address = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        protocol::Address::parse(address.trim()).is_ok(),
+        "{address}"
+    );
+    assert!(String::from_utf8_lossy(&first.stderr).contains("wrote key file"));
+    let second = keygen();
+    assert_eq!(String::from_utf8(second.stdout).unwrap(), address);
+    assert!(String::from_utf8_lossy(&second.stderr).contains("kept the existing key file"));
+}
