@@ -77,6 +77,9 @@ pub fn start(
             yamux::Config::default,
         )
         .map_err(|e| transport(&e))?
+        // Bootstrap addresses may name hosts (/dns4/node1/tcp/4001).
+        .with_dns()
+        .map_err(|e| transport(&e))?
         .with_behaviour(|key| behaviour(key, topic))
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
