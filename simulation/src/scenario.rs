@@ -38,18 +38,21 @@ pub enum Profile {
 }
 
 impl Profile {
-    pub const NAMES: &'static str = "none, network, crashes, database, byzantine, all";
+    /// Every profile with its command-line name: the one place that pairs them.
+    pub const ALL: [(Profile, &'static str); 6] = [
+        (Profile::None, "none"),
+        (Profile::Network, "network"),
+        (Profile::Crashes, "crashes"),
+        (Profile::Database, "database"),
+        (Profile::Byzantine, "byzantine"),
+        (Profile::All, "all"),
+    ];
 
     pub fn parse(name: &str) -> Option<Profile> {
-        Some(match name {
-            "none" => Profile::None,
-            "network" => Profile::Network,
-            "crashes" => Profile::Crashes,
-            "database" => Profile::Database,
-            "byzantine" => Profile::Byzantine,
-            "all" => Profile::All,
-            _ => return None,
-        })
+        Profile::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(p, _)| *p)
     }
 
     fn has(self, kind: Profile) -> bool {
@@ -59,7 +62,11 @@ impl Profile {
 
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format!("{self:?}").to_lowercase())
+        let (_, name) = Profile::ALL
+            .iter()
+            .find(|(p, _)| p == self)
+            .expect("listed");
+        f.write_str(name)
     }
 }
 
@@ -76,29 +83,35 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const NAMES: &'static str = "quorum-of-one, no-primary-key, signs-without-verifying";
+    /// Every variant with its command-line name: the one place that pairs them.
+    pub const ALL: [(Variant, &'static str); 4] = [
+        (Variant::Correct, "correct"),
+        (Variant::QuorumOfOne, "quorum-of-one"),
+        (Variant::NoPrimaryKey, "no-primary-key"),
+        (Variant::SignsWithoutVerifying, "signs-without-verifying"),
+    ];
 
     pub fn parse(name: &str) -> Option<Variant> {
-        Some(match name {
-            "correct" => Variant::Correct,
-            "quorum-of-one" => Variant::QuorumOfOne,
-            "no-primary-key" => Variant::NoPrimaryKey,
-            "signs-without-verifying" => Variant::SignsWithoutVerifying,
-            _ => return None,
-        })
+        Variant::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(v, _)| *v)
     }
 }
 
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            Variant::Correct => "correct",
-            Variant::QuorumOfOne => "quorum-of-one",
-            Variant::NoPrimaryKey => "no-primary-key",
-            Variant::SignsWithoutVerifying => "signs-without-verifying",
-        };
+        let (_, name) = Variant::ALL
+            .iter()
+            .find(|(v, _)| v == self)
+            .expect("listed");
         f.write_str(name)
     }
+}
+
+/// The names in a table, for messages.
+pub fn names<T>(table: &[(T, &str)]) -> String {
+    table.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
 }
 
 /// What a Byzantine member does besides running the protocol.

@@ -80,14 +80,14 @@ mod cli {
                     let name = value()?;
                     faults = Profile::parse(name).ok_or(format!(
                         "unknown fault profile {name:?}: use one of {}",
-                        Profile::NAMES
+                        simulation::scenario::names(&Profile::ALL)
                     ))?;
                 }
                 "--variant" => {
                     let name = value()?;
                     variant = Variant::parse(name).ok_or(format!(
                         "unknown variant {name:?}: use one of {}",
-                        Variant::NAMES
+                        simulation::scenario::names(&Variant::ALL)
                     ))?;
                 }
                 "--report" => report = Some(value()?.clone()),
