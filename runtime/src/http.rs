@@ -125,27 +125,29 @@ pub struct Health {
     pub database_reachable: bool,
     pub writer: bool,
     pub last_stored: Option<LastStored>,
-    #[serde(skip)]
-    pub last_stored_id: Option<protocol::PriceId>,
-}
-
-impl Health {
-    pub fn stored(&mut self, id: protocol::PriceId) {
-        if self.last_stored_id.is_none_or(|last| id > last) {
-            self.last_stored_id = Some(id);
-            self.last_stored = Some(LastStored {
-                id: id.to_string(),
-                observed_at_ms: id.unix_ms(),
-            });
-        }
-    }
 }
 
 /// The newest price this node knows to be stored (written by it, or seen in the database).
 #[derive(Debug, Clone, Serialize)]
 pub struct LastStored {
-    pub id: String,
+    #[serde(serialize_with = "as_text")]
+    pub id: protocol::PriceId,
     pub observed_at_ms: u64,
+}
+
+fn as_text<S: serde::Serializer>(id: &protocol::PriceId, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
+}
+
+impl Health {
+    pub fn stored(&mut self, id: protocol::PriceId) {
+        if self.last_stored.as_ref().is_none_or(|last| id > last.id) {
+            self.last_stored = Some(LastStored {
+                id,
+                observed_at_ms: id.unix_ms(),
+            });
+        }
+    }
 }
 
 #[derive(Clone)]
