@@ -49,10 +49,7 @@ impl Profile {
     ];
 
     pub fn parse(name: &str) -> Option<Profile> {
-        Profile::ALL
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(p, _)| *p)
+        by_name(&Profile::ALL, name)
     }
 
     fn has(self, kind: Profile) -> bool {
@@ -62,11 +59,7 @@ impl Profile {
 
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (_, name) = Profile::ALL
-            .iter()
-            .find(|(p, _)| p == self)
-            .expect("listed");
-        f.write_str(name)
+        f.write_str(name_of(&Profile::ALL, self))
     }
 }
 
@@ -92,21 +85,28 @@ impl Variant {
     ];
 
     pub fn parse(name: &str) -> Option<Variant> {
-        Variant::ALL
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(v, _)| *v)
+        by_name(&Variant::ALL, name)
     }
 }
 
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (_, name) = Variant::ALL
-            .iter()
-            .find(|(v, _)| v == self)
-            .expect("listed");
-        f.write_str(name)
+        f.write_str(name_of(&Variant::ALL, self))
     }
+}
+
+/// The value a table pairs with `name`.
+fn by_name<T: Copy>(table: &[(T, &str)], name: &str) -> Option<T> {
+    table.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+}
+
+/// The name a table pairs with `value` (every value is listed).
+fn name_of<'a, T: PartialEq>(table: &[(T, &'a str)], value: &T) -> &'a str {
+    table
+        .iter()
+        .find(|(v, _)| v == value)
+        .map(|(_, n)| *n)
+        .expect("every value is listed")
 }
 
 /// The names in a table, for messages.
