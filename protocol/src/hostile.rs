@@ -1,8 +1,9 @@
 //! A hostile world around one node, for property tests and fuzzing: arbitrary sequences of events,
 //! including forged, stale, equivocating and junk messages, answered signature requests (some with
 //! the wrong key) and database answers in any order. After every event it checks what must always
-//! hold: one verdict per message, no id signed twice, only valid signatures broadcast, every write
-//! passing [`crate::audit`], and memory within the configured bound.
+//! hold: one verdict per message, no id signed twice, only valid signatures broadcast or accepted
+//! (gossip forwards what is accepted), every write passing [`crate::audit`], and memory within the
+//! configured bound.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +11,7 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use crate::config::{Config, Signers};
 use crate::crypto::{Address, Keypair};
-use crate::io::{Action, Event, Heartbeat, MessageRef, WriteOutcome};
+use crate::io::{Action, Event, Heartbeat, MessageRef, Verdict, WriteOutcome};
 use crate::node::Node;
 use crate::price::{Feed, Price, PriceBody, PriceId};
 use crate::wire::Message;
@@ -49,6 +50,14 @@ pub enum Op {
         sequence: u8,
         corrupt: Option<(u16, u8)>,
     },
+    /// A price sent before (`which`, modulo how many), signed again by the keys whose bits are set
+    /// in `signers`, maybe with one signature (`corrupt`, modulo how many) changed in one byte:
+    /// copies of known prices, as gossip relays them, and forgeries built from them.
+    Again {
+        which: u8,
+        signers: u8,
+        corrupt: Option<u8>,
+    },
     /// Raw bytes from a peer.
     Junk(Vec<u8>),
     /// The pending signature request `which` is answered, by the node's key or another.
@@ -85,6 +94,8 @@ pub struct Hostile {
     pending_writes: Vec<PriceId>,
     signed_ids: BTreeSet<PriceId>,
     written: BTreeSet<PriceId>,
+    /// Bodies of the prices sent so far, for [`Op::Again`].
+    sent: Vec<PriceBody>,
     gossip_in: u64,
     verdicts_out: u64,
 }
@@ -121,6 +132,7 @@ impl Hostile {
             pending_writes: Vec::new(),
             signed_ids: BTreeSet::new(),
             written: BTreeSet::new(),
+            sent: Vec::new(),
             gossip_in: 0,
             verdicts_out: 0,
         }
@@ -148,7 +160,6 @@ impl Hostile {
     }
 
     pub fn apply(&mut self, op: Op) -> Result<(), Violation> {
-        let network_id = self.node.network_id();
         let me = self.node.address();
         let event = match op {
             Op::Advance(ticks) => {
@@ -175,18 +186,32 @@ impl Hostile {
                     decimals: self.config.decimals,
                     observed_at_ms: observed,
                 };
-                let digest = body.digest(&network_id);
-                let signatures: BTreeMap<_, _> = (0..KEYS)
-                    .filter(|k| signers & (1 << k) != 0)
-                    .map(|k| (self.keys[k].address(), self.keys[k].sign(&digest)))
-                    .collect();
-                let Some(message) = Message::new(network_id, body, signatures) else {
+                self.sent.push(body);
+                let Some(mut bytes) = self.signed(body, signers) else {
                     return Ok(());
                 };
-                let mut bytes = message.encode();
                 if let Some((at, value)) = corrupt {
                     let at = usize::from(at) % bytes.len();
                     bytes[at] = value;
+                }
+                gossip(bytes)
+            }
+            Op::Again {
+                which,
+                signers,
+                corrupt,
+            } => {
+                if self.sent.is_empty() {
+                    return Ok(());
+                }
+                let body = self.sent[usize::from(which) % self.sent.len()];
+                let Some(mut bytes) = self.signed(body, signers) else {
+                    return Ok(());
+                };
+                if let Some(k) = corrupt {
+                    // Entries of 85 bytes from offset 91; a signature's first byte is 20 in.
+                    let count = usize::from(bytes[90]);
+                    bytes[91 + 85 * (usize::from(k) % count) + 20] ^= 1;
                 }
                 gossip(bytes)
             }
@@ -256,10 +281,23 @@ impl Hostile {
         self.feed(event)
     }
 
+    /// The encoded message of `body` signed by the keys whose bits are set in `signers`.
+    fn signed(&self, body: PriceBody, signers: u8) -> Option<Vec<u8>> {
+        let network_id = self.node.network_id();
+        let digest = body.digest(&network_id);
+        let signatures: BTreeMap<_, _> = (0..KEYS)
+            .filter(|k| signers & (1 << k) != 0)
+            .map(|k| (self.keys[k].address(), self.keys[k].sign(&digest)))
+            .collect();
+        Some(Message::new(network_id, body, signatures)?.encode())
+    }
+
     fn feed(&mut self, event: Event) -> Result<(), Violation> {
-        if matches!(event, Event::Gossip { .. }) {
-            self.gossip_in += 1;
-        }
+        let received = match &event {
+            Event::Gossip { bytes, .. } => Some(bytes.clone()),
+            _ => None,
+        };
+        self.gossip_in += u64::from(received.is_some());
         self.node.handle(self.now, event);
         let network_id = self.node.network_id();
         while let Some(action) = self.node.poll_action() {
@@ -277,17 +315,15 @@ impl Hostile {
                     self.written.insert(id);
                     self.pending_writes.push(id);
                 }
-                Action::Broadcast { id, bytes, .. } => {
-                    let message = Message::decode(&bytes)
-                        .map_err(|e| Violation(format!("sent undecodable {id}: {e}")))?;
-                    let digest = message.body.digest(&network_id);
-                    for (&signer, signature) in message.signatures() {
-                        check(signature.is_by(&digest, signer), || {
-                            format!("broadcast a bad signature on {id}")
-                        })?;
+                Action::Broadcast { bytes, .. } => all_signatures_valid(&bytes, &network_id)
+                    .map_err(|why| Violation(format!("broadcast {why}")))?,
+                Action::Verdict { verdict, .. } => {
+                    self.verdicts_out += 1;
+                    if let (Verdict::Accept, Some(bytes)) = (verdict, &received) {
+                        all_signatures_valid(bytes, &network_id)
+                            .map_err(|why| Violation(format!("accepted (so forwarded) {why}")))?;
                     }
                 }
-                Action::Verdict { .. } => self.verdicts_out += 1,
                 _ => {}
             }
         }
@@ -301,6 +337,20 @@ impl Hostile {
         check(prices <= self.config.max_prices, || {
             format!("{prices} prices held")
         })
+    }
+}
+
+/// Ok when `bytes` decode and every signature in them is valid; otherwise what is wrong.
+fn all_signatures_valid(bytes: &[u8], network_id: &[u8; 32]) -> Result<(), String> {
+    let message = Message::decode(bytes).map_err(|e| format!("undecodable bytes: {e}"))?;
+    let (id, digest) = (message.body.id, message.body.digest(network_id));
+    match message
+        .signatures()
+        .iter()
+        .find(|(signer, signature)| !signature.is_by(&digest, **signer))
+    {
+        Some((signer, _)) => Err(format!("a bad signature by {signer} on {id}")),
+        None => Ok(()),
     }
 }
 

@@ -85,7 +85,8 @@ pub struct Counters {
     pub sources_insufficient: u64,
     /// Signatures from this node's own signer that did not verify: a local fault.
     pub own_signature_faults: u64,
-    pub rejected: BTreeMap<Misbehaviour, u64>,
+    /// By [`Misbehaviour::name`]: a bounded set of keys, whatever numbers peers put in messages.
+    pub rejected: BTreeMap<&'static str, u64>,
     pub ignored: BTreeMap<Ignored, u64>,
 }
 
@@ -94,7 +95,7 @@ impl Counters {
         match verdict {
             Verdict::Accept => {}
             Verdict::Ignore(why) => *self.ignored.entry(why).or_default() += 1,
-            Verdict::Reject(kind) => *self.rejected.entry(kind).or_default() += 1,
+            Verdict::Reject(kind) => *self.rejected.entry(kind.name()).or_default() += 1,
         }
     }
 

@@ -1,8 +1,10 @@
 //! The receive path: every check a gossip message passes before it counts, in order of cost, so
-//! junk is dropped before any signature is checked and each (price id, signer) is verified once.
+//! junk is dropped before any signature is checked, each (price id, signer) is verified once, and
+//! a message is accepted (so forwarded) only when every signature in it is valid.
 
 use crate::audit::{Flaw, fits};
 use crate::config::Signers;
+use crate::crypto::{Address, Signature};
 use crate::io::{Broadcast, Verdict};
 use crate::metrics::{Ignored, Misbehaviour};
 use crate::node::{MAX_OPEN_MEMBERS, Node, Phase};
@@ -10,93 +12,66 @@ use crate::price::PriceId;
 use crate::timers::Timer;
 use crate::wire::Message;
 
+/// A message that passed every check that needs no signature.
+struct Screened {
+    message: Message,
+    origin: Address,
+    /// Milliseconds since the price was observed, by this node's clock.
+    age_ms: u64,
+}
+
+/// What the signatures of a message hold that this node does not: the ones verified (in the order
+/// checked, the origin's first) and whether checking stopped at an invalid one.
+struct Checked {
+    new: Vec<(Address, Signature)>,
+    forged: bool,
+}
+
 impl Node {
     pub(crate) fn receive(&mut self, bytes: &[u8]) -> Verdict {
-        use Misbehaviour::*;
-        let message = match Message::decode(bytes) {
-            Ok(message) => message,
-            Err(error) => return Verdict::Reject(Malformed(error)),
+        let Screened {
+            message,
+            origin,
+            age_ms,
+        } = match self.screen(bytes) {
+            Ok(screened) => screened,
+            Err(verdict) => return verdict,
         };
         let body = message.body;
-        let signers = message.signatures();
-        if message.network_id != self.network_id {
-            return Verdict::Reject(WrongNetwork);
-        }
-        match fits(&self.config, &body) {
-            Ok(()) => {}
-            Err(Flaw::WrongFeed) => return Verdict::Reject(WrongFeed),
-            Err(_) => return Verdict::Reject(BadId),
-        }
-        if signers.keys().any(|&signer| !self.config.allows(signer)) {
-            return Verdict::Reject(UnknownSigner);
-        }
-        let Some((&origin, &origin_signature)) = signers.iter().find(|(s, _)| body.id.is_from(**s))
-        else {
-            return Verdict::Reject(NoOriginSignature);
-        };
-        if body.observed_at_ms > self.now + self.config.max_skew_ms {
-            return Verdict::Reject(FromFuture);
-        }
         let id = body.id;
-        if self.stored.contains(&id) {
-            return Verdict::Ignore(Ignored::AlreadyStored);
+        let held = self.prices.get(&id);
+        if held.is_some_and(|entry| entry.body != body) {
+            return Verdict::Ignore(Ignored::Equivocation);
         }
-        let age = self.now.saturating_sub(body.observed_at_ms);
-        let held = self.prices.contains_key(&id);
-        // Below quorum, only fresh prices are worth anything; at quorum, a late price still deserves
-        // storing (it may have been cut off by a partition), up to the ready TTL.
-        let below_quorum = signers.len() < self.config.quorum;
-        if age > self.config.ready_ttl_ms || (!held && below_quorum && age > self.config.max_age_ms)
-        {
-            return Verdict::Ignore(Ignored::Stale);
-        }
-
-        let was_ready = self
-            .prices
-            .get(&id)
-            .is_some_and(|e| e.phase != Phase::Collecting);
-        let digest = match self.prices.get(&id) {
-            Some(entry) if entry.body != body => return Verdict::Ignore(Ignored::Equivocation),
-            Some(entry) => {
-                if signers.keys().all(|s| entry.signatures.contains_key(s)) {
-                    return self.duplicate(id);
-                }
-                entry.digest
+        let was_ready = held.is_some_and(|e| e.phase != Phase::Collecting);
+        let digest = held.map_or_else(|| body.digest(&self.network_id), |e| e.digest);
+        let Checked { new, forged } = self.check_signatures(&message, origin, &digest);
+        if held.is_none() {
+            // Nothing is kept for an id before its origin's signature is verified; past the
+            // co-signing age, only a verified quorum is worth keeping.
+            if new.first().is_none_or(|&(signer, _)| signer != origin) {
+                return Verdict::Reject(Misbehaviour::BadSignature);
             }
-            None => {
-                // The origin's signature is checked before anything is kept for this id.
-                let digest = body.digest(&self.network_id);
-                if !self.check.is_by(&origin_signature, &digest, origin) {
-                    return Verdict::Reject(BadSignature);
+            if age_ms > self.config.max_age_ms {
+                if forged {
+                    return Verdict::Reject(Misbehaviour::BadSignature);
                 }
-                if let Err(bound) = self.admit(body, digest, origin) {
-                    return Verdict::Ignore(bound);
+                if new.len() < self.config.quorum {
+                    return Verdict::Ignore(Ignored::Stale);
                 }
-                self.add_signatures(id, [(origin, origin_signature)]);
-                self.learn_signer(origin);
-                digest
             }
-        };
-
-        let entry = &self.prices[&id];
-        let unseen: Vec<_> = signers
-            .iter()
-            .filter(|(s, _)| !entry.signatures.contains_key(s))
-            .map(|(&s, &sig)| (s, sig))
-            .collect();
-        let (valid, invalid): (Vec<_>, Vec<_>) = unseen
-            .into_iter()
-            .partition(|(signer, signature)| self.check.is_by(signature, &digest, *signer));
-        // Valid signatures are kept even from a message that also carries a forgery: each was
-        // verified once and need never be again.
-        let added = self.add_signatures(id, valid.iter().copied());
-        valid
-            .iter()
-            .for_each(|&(signer, _)| self.learn_signer(signer));
-        if !invalid.is_empty() {
-            return Verdict::Reject(BadSignature);
+            if let Err(bound) = self.admit(body, digest, origin) {
+                return Verdict::Ignore(bound);
+            }
         }
-        if added == 0 && held {
+        // Signatures verified before a forgery are kept: each was checked once and need not be
+        // again. The message itself is rejected, so nothing unverified is ever forwarded.
+        let added = self.add_signatures(id, new.iter().copied());
+        new.iter().for_each(|&(signer, _)| self.learn_signer(signer));
+        if forged {
+            return Verdict::Reject(Misbehaviour::BadSignature);
+        }
+        if added == 0 {
             return self.duplicate(id);
         }
         if was_ready {
@@ -111,7 +86,7 @@ impl Node {
             // Reached quorum from pieces no single message carried: a signer of the price tells
             // everyone. Only signers, so merges per price stay within the committee's size however
             // many nodes there are (the others reach quorum from the same pieces anyway).
-            _ if entry.signatures.len() > signers.len()
+            _ if entry.signatures.len() > message.signatures().len()
                 && entry.signatures.contains_key(&self.me) =>
             {
                 self.broadcast(id, Broadcast::Merge)
@@ -119,6 +94,81 @@ impl Node {
             _ => {}
         }
         Verdict::Accept
+    }
+
+    /// Every check that needs no signature, cheapest first.
+    fn screen(&self, bytes: &[u8]) -> Result<Screened, Verdict> {
+        use Misbehaviour::*;
+        let message = Message::decode(bytes).map_err(|error| Verdict::Reject(Malformed(error)))?;
+        let body = message.body;
+        let signers = message.signatures();
+        if message.network_id != self.network_id {
+            return Err(Verdict::Reject(WrongNetwork));
+        }
+        match fits(&self.config, &body) {
+            Ok(()) => {}
+            Err(Flaw::WrongFeed) => return Err(Verdict::Reject(WrongFeed)),
+            Err(_) => return Err(Verdict::Reject(BadId)),
+        }
+        if signers.keys().any(|&signer| !self.config.allows(signer)) {
+            return Err(Verdict::Reject(UnknownSigner));
+        }
+        let Some(&origin) = signers.keys().find(|s| body.id.is_from(**s)) else {
+            return Err(Verdict::Reject(NoOriginSignature));
+        };
+        if body.observed_at_ms > self.now + self.config.max_skew_ms {
+            return Err(Verdict::Reject(FromFuture));
+        }
+        if self.stored.contains(&body.id) {
+            return Err(Verdict::Ignore(Ignored::AlreadyStored));
+        }
+        // Below quorum, only fresh prices are worth anything; at quorum, a late price still deserves
+        // storing (it may have been cut off by a partition), up to the ready TTL. The count here is
+        // only claimed: it saves work, and `receive` keeps a late new price only once verified.
+        let age_ms = self.now.saturating_sub(body.observed_at_ms);
+        let held = self.prices.contains_key(&body.id);
+        let below_quorum = signers.len() < self.config.quorum;
+        if age_ms > self.config.ready_ttl_ms
+            || (!held && below_quorum && age_ms > self.config.max_age_ms)
+        {
+            return Err(Verdict::Ignore(Ignored::Stale));
+        }
+        Ok(Screened {
+            message,
+            origin,
+            age_ms,
+        })
+    }
+
+    /// Checks every signature this node does not hold byte for byte, the origin's first, and stops
+    /// at the first invalid one: one message costs at most one wasted check. A held signer's copy is
+    /// compared, not trusted: honest copies are byte-identical (RFC 6979, low s), so a differing
+    /// one is checked like a new one, and a copy is never forwarded with a forgery in it.
+    fn check_signatures(&self, message: &Message, origin: Address, digest: &[u8; 32]) -> Checked {
+        let held = self.prices.get(&message.body.id).map(|e| &e.signatures);
+        let unheld = |(signer, signature): (&Address, &Signature)| {
+            (held.and_then(|h| h.get(signer)) != Some(signature)).then_some((*signer, *signature))
+        };
+        let signatures = message.signatures();
+        let origin_first = signatures
+            .get_key_value(&origin)
+            .into_iter()
+            .chain(signatures.iter().filter(|(s, _)| **s != origin));
+        let mut checked = Checked {
+            new: Vec::new(),
+            forged: false,
+        };
+        for (signer, signature) in origin_first.filter_map(unheld) {
+            if !self.check.is_by(&signature, digest, signer) {
+                checked.forged = true;
+                break;
+            }
+            // A second valid signature by a held signer is valid, not new.
+            if !held.is_some_and(|h| h.contains_key(&signer)) {
+                checked.new.push((signer, signature));
+            }
+        }
+        checked
     }
 
     /// Nothing new in this copy. Past the moment the price's signers start retransmitting it, a

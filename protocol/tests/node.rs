@@ -421,7 +421,7 @@ fn bad_input_is_dropped_counted_and_never_signed() {
         );
     }
     assert_eq!(node.counters().rejected_total(), 10);
-    assert_eq!(node.counters().rejected[&Misbehaviour::BadId], 2);
+    assert_eq!(node.counters().rejected["bad id"], 2);
     assert_eq!(node.footprint().0, 0, "nothing kept");
 
     // A signer listed twice never decodes.
@@ -463,39 +463,132 @@ fn equivocation_is_ignored_and_the_first_body_kept() {
     );
 }
 
+/// The byte offset of `signer`'s signature in an encoded message.
+fn signature_at(message: &Message, signer: Address) -> usize {
+    let position = message.signatures().keys().position(|&s| s == signer).unwrap();
+    91 + 85 * position + 20
+}
+
 #[test]
-fn each_signature_is_verified_once() {
+fn held_signatures_are_compared_and_a_differing_copy_is_checked() {
     let keys = keys(4);
     let mut node = observing_node(&keys, 3);
     let net = node.network_id();
     let b = body(&keys[0], READY, PRICE + 10_000_000_000); // out of band: this node will not sign
-    step(
-        &mut node,
-        READY,
-        gossip(signed(net, b, &[&keys[0], &keys[1]]).encode()),
-    );
-    // Same signers again, one signature corrupted: not checked again, so not even noticed.
-    let mut again = signed(net, b, &[&keys[0], &keys[1]]).encode();
-    let last = again.len() - 2;
-    again[last] ^= 1;
+    let pair = signed(net, b, &[&keys[0], &keys[1]]);
+    step(&mut node, READY, gossip(pair.encode()));
+    // The same bytes again: nothing checked, nothing new.
     assert_eq!(
-        step(&mut node, READY, gossip(again)),
+        step(&mut node, READY, gossip(pair.encode())),
         [verdict(Verdict::Ignore(Ignored::Duplicate))]
     );
-    // A new signer is checked; with a forged neighbour, the valid new one is still kept.
-    let mut mixed = signed(net, b, &[&keys[0], &keys[2]]).encode();
-    let sig_of_origin = 91 + 85 * usize::from(keys[2].address() < keys[0].address()) + 20;
-    mixed[sig_of_origin] ^= 1;
-    let actions = step(&mut node, READY, gossip(mixed));
+    // Same signers, one held signature corrupted: it differs from the held copy, so it is checked.
+    // Forwarding it would get this node penalised by every peer that lacks the price.
+    let mut corrupted = pair.encode();
+    corrupted[signature_at(&pair, keys[1].address())] ^= 1;
     assert_eq!(
-        actions[0],
-        verdict(Verdict::Accept),
-        "origin copy is known; only the new signer was checked"
+        step(&mut node, READY, gossip(corrupted)),
+        [verdict(Verdict::Reject(Misbehaviour::BadSignature))]
     );
+    // One new valid signature beside a corrupted held one: rejected, and nothing of it is kept.
+    let with_new = signed(net, b, &[&keys[0], &keys[2]]);
+    let mut mixed = with_new.encode();
+    mixed[signature_at(&with_new, keys[0].address())] ^= 1;
+    assert_eq!(
+        step(&mut node, READY, gossip(mixed)),
+        [verdict(Verdict::Reject(Misbehaviour::BadSignature))]
+    );
+    // The honest copy then brings the quorum.
+    let actions = step(&mut node, READY, gossip(with_new.encode()));
+    assert_eq!(actions[0], verdict(Verdict::Accept));
     assert!(matches!(
         actions[1],
         Action::Report(Report::QuorumReached { signers: 3, .. })
     ));
+}
+
+#[test]
+fn an_overdue_copy_with_a_corrupted_signature_is_not_passed_on() {
+    let keys = keys(4);
+    let (mut node, b) = signer_of_a_ready_price(&keys);
+    let net = node.network_id();
+    let retransmitting = READY + 30_000 + 60_000;
+    let copy = signed(net, b, &[&keys[0], &keys[2]]);
+    let mut corrupted = copy.encode();
+    corrupted[signature_at(&copy, keys[2].address())] ^= 1;
+    assert_eq!(
+        step(&mut node, retransmitting, gossip(corrupted))[0],
+        verdict(Verdict::Reject(Misbehaviour::BadSignature))
+    );
+    assert_eq!(
+        step(&mut node, retransmitting, gossip(copy.encode()))[0],
+        verdict(Verdict::Accept)
+    );
+}
+
+/// Counts the signature checks a node makes.
+#[derive(Default)]
+struct CountingCheck(std::sync::atomic::AtomicUsize);
+
+impl SignatureCheck for CountingCheck {
+    fn is_by(&self, signature: &Signature, digest: &[u8; 32], signer: Address) -> bool {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        signature.is_by(digest, signer)
+    }
+}
+
+#[test]
+fn checking_stops_at_the_first_invalid_signature() {
+    let keys = keys(6);
+    let check = std::sync::Arc::new(CountingCheck::default());
+    let mut node = observing_node(&keys, 5).with_signature_check(check.clone());
+    let net = node.network_id();
+    let b = body(&keys[0], READY, PRICE);
+    let message = signed(net, b, &[&keys[0], &keys[1], &keys[2], &keys[3], &keys[4]]);
+    let mut bytes = message.encode();
+    // Every co-signature corrupted: after the origin, the first one checked ends it.
+    for signer in &keys[1..5] {
+        bytes[signature_at(&message, signer.address())] ^= 1;
+    }
+    assert_eq!(
+        step(&mut node, READY, gossip(bytes)),
+        [verdict(Verdict::Reject(Misbehaviour::BadSignature))]
+    );
+    assert_eq!(check.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
+
+#[test]
+fn a_late_price_needs_a_verified_quorum_before_anything_is_kept() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    let net = node.network_id();
+    // Older than max_age (3 min), younger than the ready TTL: only a price at quorum is worth it.
+    let now = READY + 600_000;
+    let b = body(&keys[0], READY, PRICE);
+    let message = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
+    let mut forged = message.encode();
+    forged[signature_at(&message, keys[2].address())] ^= 1;
+    assert_eq!(
+        step(&mut node, now, gossip(forged)),
+        [verdict(Verdict::Reject(Misbehaviour::BadSignature))]
+    );
+    assert_eq!(node.footprint().0, 0, "no slot held for a forged quorum");
+    let actions = step(&mut node, now, gossip(message.encode()));
+    assert_eq!(actions[0], verdict(Verdict::Accept));
+    assert_eq!(node.footprint().0, 1);
+}
+
+#[test]
+fn counters_are_keyed_by_kind_not_by_what_peers_chose() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    for len in 0..50 {
+        let mut junk = vec![0xff; 1_452 + len];
+        junk[0] = 1;
+        step(&mut node, READY, gossip(junk));
+    }
+    assert_eq!(node.counters().rejected.len(), 1);
+    assert_eq!(node.counters().rejected["malformed: too long"], 50);
 }
 
 #[test]
