@@ -56,6 +56,10 @@ pub struct Config {
     pub writer_term_ms: u64,
     /// First wait before a failed write is retried (doubling, up to 32 times this).
     pub write_retry_ms: u64,
+    /// How long a driver waits for any database call before it reports the call failed. A write
+    /// still unanswered after twice this is presumed failed by the node and retried, so a database
+    /// that hangs cannot hold a price forever.
+    pub database_timeout_ms: u64,
     /// A signer of a ready price not yet seen stored re-broadcasts it this long after it was due.
     pub retransmit_after_ms: u64,
     pub max_retransmits: u32,
@@ -68,6 +72,9 @@ pub struct Config {
 }
 
 impl Config {
+    /// The default of [`Config::database_timeout_ms`], which a driver's database calls share.
+    pub const DEFAULT_DATABASE_TIMEOUT_MS: u64 = 10_000;
+
     /// The production defaults for a feed, with the given signers.
     pub fn new(network: &str, feed: Feed, signers: Signers) -> Config {
         Config {
@@ -90,6 +97,7 @@ impl Config {
             heartbeat_stale_ms: 15_000,
             writer_term_ms: 60_000,
             write_retry_ms: 1_000,
+            database_timeout_ms: Config::DEFAULT_DATABASE_TIMEOUT_MS,
             retransmit_after_ms: 60_000,
             max_retransmits: 5,
             ready_ttl_ms: 3_600_000,
@@ -138,6 +146,7 @@ impl Config {
             ("heartbeat_interval", self.heartbeat_interval_ms),
             ("writer_term", self.writer_term_ms),
             ("write_retry", self.write_retry_ms),
+            ("database_timeout", self.database_timeout_ms),
             ("retransmit_after", self.retransmit_after_ms),
         ];
         if let Some((name, _)) = durations.iter().find(|(_, ms)| *ms == 0) {

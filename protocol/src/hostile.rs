@@ -1,7 +1,8 @@
 //! A hostile world around one node, for property tests and fuzzing: arbitrary sequences of events,
 //! including forged, stale, equivocating and junk messages, answered signature requests (some with
 //! the wrong key) and database answers in any order. After every event it checks what must always
-//! hold: one verdict per message, no id signed twice, only valid signatures broadcast or accepted
+//! hold: one verdict per message, no id signed twice nor past its co-signing age, retransmissions
+//! within their bound, only valid signatures broadcast or accepted
 //! (gossip forwards what is accepted), every write passing [`crate::audit`], and memory within the
 //! configured bound.
 
@@ -11,7 +12,7 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use crate::config::{Config, Signers};
 use crate::crypto::{Address, Keypair};
-use crate::io::{Action, Event, Heartbeat, MessageRef, Verdict, WriteOutcome};
+use crate::io::{Action, Broadcast, Event, Heartbeat, MessageRef, Verdict, WriteOutcome};
 use crate::node::Node;
 use crate::price::{Feed, Price, PriceBody, PriceId};
 use crate::wire::Message;
@@ -41,7 +42,8 @@ pub enum Op {
     Fetched(Vec<i8>),
     /// A price from key `origin` (mod 5), signed by the keys whose bits are set in `signers`,
     /// `deviation` tenths of a percent off, observed `age_s` seconds ago (negative: in the
-    /// future), with id sequence `sequence` (mod 3, so ids collide), and maybe one byte changed.
+    /// future; most often within 5 minutes either way, where the co-signing rules act), with id
+    /// sequence `sequence` (mod 3, so ids collide), and maybe one byte changed.
     Price {
         origin: u8,
         signers: u8,
@@ -94,6 +96,8 @@ pub struct Hostile {
     pending_writes: Vec<PriceId>,
     signed_ids: BTreeSet<PriceId>,
     written: BTreeSet<PriceId>,
+    /// Retransmissions sent so far, per price.
+    retransmits: BTreeMap<PriceId, u32>,
     /// Bodies of the prices sent so far, for [`Op::Again`].
     sent: Vec<PriceBody>,
     gossip_in: u64,
@@ -121,6 +125,8 @@ impl Hostile {
             config.max_prices = 6;
             config.max_pending_per_origin = 2;
         }
+        // Short enough that the retransmission bound, not the ready TTL, ends retransmissions.
+        config.retransmit_after_ms = 1_000;
         let me = keys[usize::from(setup.me % 4)].address();
         let node = Node::new(config.clone(), me, 7, T0).expect("a valid config");
         Hostile {
@@ -132,6 +138,7 @@ impl Hostile {
             pending_writes: Vec::new(),
             signed_ids: BTreeSet::new(),
             written: BTreeSet::new(),
+            retransmits: BTreeMap::new(),
             sent: Vec::new(),
             gossip_in: 0,
             verdicts_out: 0,
@@ -178,6 +185,11 @@ impl Hostile {
                 corrupt,
             } => {
                 let origin = &self.keys[usize::from(origin) % KEYS];
+                let age_s = if age_s.unsigned_abs() < 20_000 {
+                    age_s % 300
+                } else {
+                    age_s
+                };
                 let observed = self.now.saturating_add_signed(-i64::from(age_s) * 1000);
                 let body = PriceBody {
                     id: PriceId::mint(observed, u16::from(sequence % 3), origin.address()),
@@ -306,6 +318,10 @@ impl Hostile {
                     check(self.signed_ids.insert(id), || {
                         format!("asked to sign {id} twice")
                     })?;
+                    let age = self.now.saturating_sub(id.unix_ms());
+                    check(age <= self.config.max_age_ms, || {
+                        format!("asked to sign {id}, observed {age} ms ago")
+                    })?;
                     self.pending_signs.push((id, digest));
                 }
                 Action::Write(row) => {
@@ -315,8 +331,17 @@ impl Hostile {
                     self.written.insert(id);
                     self.pending_writes.push(id);
                 }
-                Action::Broadcast { bytes, .. } => all_signatures_valid(&bytes, &network_id)
-                    .map_err(|why| Violation(format!("broadcast {why}")))?,
+                Action::Broadcast { id, why, bytes } => {
+                    all_signatures_valid(&bytes, &network_id)
+                        .map_err(|why| Violation(format!("broadcast {why}")))?;
+                    if why == Broadcast::Retransmit {
+                        let sent = self.retransmits.entry(id).or_default();
+                        *sent += 1;
+                        check(*sent <= self.config.max_retransmits, || {
+                            format!("retransmitted {id} {sent} times")
+                        })?;
+                    }
+                }
                 Action::Verdict { verdict, .. } => {
                     self.verdicts_out += 1;
                     if let (Verdict::Accept, Some(bytes)) = (verdict, &received) {
@@ -368,7 +393,13 @@ fn keys() -> &'static [Keypair] {
     })
 }
 
+/// Most often within 1.5 % of the reference price, where co-signing decisions are made.
 fn off_by(tenths_of_percent: i8) -> Price {
+    let tenths_of_percent = if tenths_of_percent.unsigned_abs() < 96 {
+        tenths_of_percent % 16
+    } else {
+        tenths_of_percent
+    };
     let delta = PRICE as i128 * i128::from(tenths_of_percent) / 1000;
     Price((PRICE as i128 + delta) as u128)
 }

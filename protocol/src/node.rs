@@ -207,7 +207,7 @@ impl Node {
             }
             Timer::Heartbeat => self.on_heartbeat_timer(),
             Timer::CoSign(id) => self.consider_cosign(id),
-            Timer::Write(id) => self.write_if_due(id),
+            Timer::Write(id) => self.on_write_timer(id),
             Timer::Retransmit(id) => self.retransmit(id),
             Timer::Expire(id) => self.expire(id),
         }
@@ -513,6 +513,16 @@ impl Node {
         }
     }
 
+    /// `Timer::Write`: a ready price is written if this node is the writer; a write still
+    /// unanswered is presumed failed (a database that hangs must not hold a price forever).
+    fn on_write_timer(&mut self, id: PriceId) {
+        match self.prices.get(&id).map(|entry| entry.phase) {
+            Some(Phase::Writing) => self.write_failed(id),
+            Some(Phase::Ready) => self.write_if_due(id),
+            _ => {}
+        }
+    }
+
     fn write_if_due(&mut self, id: PriceId) {
         if !self.is_writer() {
             return;
@@ -524,6 +534,8 @@ impl Node {
             return;
         }
         entry.phase = Phase::Writing;
+        let unanswered = self.now + 2 * self.config.database_timeout_ms;
+        self.timers.set(Timer::Write(id), unanswered);
         let (origin, last_signature_at_ms) = (entry.origin, entry.last_signature_at);
         let message = self.message(id).expect("a ready price has signatures");
         self.counters.writes += 1;
@@ -543,13 +555,7 @@ impl Node {
             return;
         }
         match outcome {
-            WriteOutcome::Failed => {
-                entry.phase = Phase::Ready;
-                entry.write_failures += 1;
-                self.counters.write_failures += 1;
-                let backoff = self.config.write_retry_ms << (entry.write_failures - 1).min(5);
-                self.timers.set(Timer::Write(id), self.now + backoff);
-            }
+            WriteOutcome::Failed => self.write_failed(id),
             WriteOutcome::Inserted | WriteOutcome::AlreadyPresent => {
                 if outcome == WriteOutcome::Inserted {
                     self.counters.inserted += 1;
@@ -567,6 +573,18 @@ impl Node {
                 self.mark_stored(id);
             }
         }
+    }
+
+    /// Back to ready, retried after a doubling backoff.
+    fn write_failed(&mut self, id: PriceId) {
+        let Some(entry) = self.prices.get_mut(&id) else {
+            return;
+        };
+        entry.phase = Phase::Ready;
+        entry.write_failures += 1;
+        self.counters.write_failures += 1;
+        let backoff = self.config.write_retry_ms << (entry.write_failures - 1).min(5);
+        self.timers.set(Timer::Write(id), self.now + backoff);
     }
 
     /// The price is in the database: forget it, remembering only its id.

@@ -67,7 +67,8 @@ impl Node {
         // Signatures verified before a forgery are kept: each was checked once and need not be
         // again. The message itself is rejected, so nothing unverified is ever forwarded.
         let added = self.add_signatures(id, new.iter().copied());
-        new.iter().for_each(|&(signer, _)| self.learn_signer(signer));
+        new.iter()
+            .for_each(|&(signer, _)| self.learn_signer(signer));
         if forged {
             return Verdict::Reject(Misbehaviour::BadSignature);
         }

@@ -253,6 +253,50 @@ fn never_signs_the_same_id_twice() {
 }
 
 #[test]
+fn a_later_wave_never_signs_a_price_older_than_max_age() {
+    let keys = keys(6);
+    let b = body(&keys[0], READY, PRICE);
+    let mut refused_stale = 0;
+    for me in 1..6 {
+        // Waves 100 s apart: with a committee of 2 among 5, the third wave comes after max_age.
+        let mut cfg = config(&keys);
+        cfg.committee = 2;
+        cfg.cosign_step_ms = 100_000;
+        let max_age = cfg.max_age_ms;
+        let mut node = Node::new(cfg, keys[me].address(), 42, T0).unwrap();
+        let fetched = || Event::PricesFetched {
+            answered: vec![Price(PRICE)],
+        };
+        step(&mut node, READY, fetched());
+        let message = signed(node.network_id(), b, &[&keys[0]]);
+        let mut actions = step(&mut node, READY, gossip(message.encode()));
+        for now in (READY..READY + 240_000).step_by(1_000) {
+            if now > READY {
+                actions = step(&mut node, now, Event::TimerDue);
+            }
+            if actions.contains(&Action::FetchPrices) {
+                actions.extend(step(&mut node, now, fetched()));
+            }
+            for action in &actions {
+                match action {
+                    Action::Sign { id, .. } if *id == b.id => assert!(
+                        now <= b.observed_at_ms + max_age,
+                        "node {me} signed {} ms after the observation",
+                        now - b.observed_at_ms
+                    ),
+                    Action::Report(Report::Refused {
+                        why: Refusal::Stale,
+                        ..
+                    }) => refused_stale += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert_eq!(refused_stale, 1, "the third wave's only member");
+}
+
+#[test]
 fn refuses_prices_out_of_band_or_stale() {
     let keys = keys(4);
     let mut node = observing_node(&keys, 1);
@@ -465,7 +509,11 @@ fn equivocation_is_ignored_and_the_first_body_kept() {
 
 /// The byte offset of `signer`'s signature in an encoded message.
 fn signature_at(message: &Message, signer: Address) -> usize {
-    let position = message.signatures().keys().position(|&s| s == signer).unwrap();
+    let position = message
+        .signatures()
+        .keys()
+        .position(|&s| s == signer)
+        .unwrap();
     91 + 85 * position + 20
 }
 
@@ -619,28 +667,44 @@ fn one_origin_cannot_fill_memory() {
     assert_eq!(node.counters().expired_without_quorum, limit);
 }
 
-#[test]
-fn the_writer_writes_each_ready_price_once_and_retries_failures() {
-    let keys = keys(4);
-    let mut node = observing_node(&keys, 3);
+fn rows(keys: &[Keypair], age_ms: u64) -> Vec<Heartbeat> {
+    keys.iter()
+        .map(|k| Heartbeat {
+            node: k.address(),
+            age_ms,
+        })
+        .collect()
+}
+
+/// Fresh heartbeat rows read at each heartbeat interval in `times`: the writer's lease stays alive.
+fn keep_lease(node: &mut Node, keys: &[Keypair], times: impl Iterator<Item = u64>) {
+    for t in times {
+        let heartbeats = rows(keys, 0);
+        step(
+            node,
+            t,
+            Event::DatabaseRead {
+                heartbeats,
+                stored: vec![],
+            },
+        );
+    }
+}
+
+/// keys[3] elected writer, holding a ready price it did not sign (out of band); returns the node,
+/// the row it will write and when it is due.
+fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, StoredPrice, u64) {
+    let mut node = observing_node(keys, 3);
     let net = node.network_id();
-    let me = keys[3].address();
-    let rows = |age_ms| {
-        keys.iter()
-            .map(|k| Heartbeat {
-                node: k.address(),
-                age_ms,
-            })
-            .collect::<Vec<_>>()
-    };
     // Make this node the writer: find a term in which it wins.
     let mut now = READY;
     loop {
+        let heartbeats = rows(keys, 0);
         let actions = step(
             &mut node,
             now,
             Event::DatabaseRead {
-                heartbeats: rows(0),
+                heartbeats,
                 stored: vec![],
             },
         );
@@ -653,27 +717,25 @@ fn the_writer_writes_each_ready_price_once_and_retries_failures() {
         }
         now += 60_000;
     }
-    let b = body(&keys[0], now, PRICE + 10_000_000_000); // out of band: this node will not sign
+    let b = body(&keys[0], now, PRICE + 10_000_000_000);
     let ready = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
     step(&mut node, now, gossip(ready.encode()));
     let write_at = now + 30_000;
-    // Keep the writer's lease alive until the write is due.
-    for t in (now..write_at).step_by(5_000) {
-        step(
-            &mut node,
-            t,
-            Event::DatabaseRead {
-                heartbeats: rows(0),
-                stored: vec![],
-            },
-        );
-    }
+    keep_lease(&mut node, keys, (now..write_at).step_by(5_000));
     let row = StoredPrice {
-        message: ready.clone(),
+        message: ready,
         origin: keys[0].address(),
         last_signature_at_ms: now,
-        writer: me,
+        writer: keys[3].address(),
     };
+    (node, row, write_at)
+}
+
+#[test]
+fn the_writer_writes_each_ready_price_once_and_retries_failures() {
+    let keys = keys(4);
+    let (mut node, row, write_at) = writer_with_a_ready_price(&keys);
+    let (b, ready) = (row.message.body, row.message.clone());
     assert_eq!(writes(step(&mut node, write_at - 1, Event::TimerDue)), []);
     assert_eq!(
         writes(step(&mut node, write_at, Event::TimerDue)),
@@ -688,14 +750,7 @@ fn the_writer_writes_each_ready_price_once_and_retries_failures() {
             outcome: WriteOutcome::Failed,
         },
     );
-    step(
-        &mut node,
-        write_at + 11,
-        Event::DatabaseRead {
-            heartbeats: rows(0),
-            stored: vec![],
-        },
-    );
+    keep_lease(&mut node, &keys, [write_at + 11].into_iter());
     assert_eq!(
         writes(step(&mut node, write_at + 1_009, Event::TimerDue)),
         []
@@ -726,6 +781,27 @@ fn the_writer_writes_each_ready_price_once_and_retries_failures() {
         [verdict(Verdict::Ignore(Ignored::AlreadyStored))]
     );
     assert_eq!((node.counters().writes, node.counters().inserted), (2, 1));
+}
+
+#[test]
+fn a_write_the_database_never_answers_is_retried() {
+    let keys = keys(4);
+    let (mut node, row, write_at) = writer_with_a_ready_price(&keys);
+    assert_eq!(
+        writes(step(&mut node, write_at, Event::TimerDue)),
+        [Action::Write(row.clone())]
+    );
+    // No answer ever comes. Twice the database timeout later the write is presumed failed, and
+    // retried after the first backoff.
+    let unanswered = write_at + 2 * node.config().database_timeout_ms;
+    keep_lease(&mut node, &keys, (write_at..unanswered).step_by(5_000));
+    assert_eq!(writes(step(&mut node, unanswered - 1, Event::TimerDue)), []);
+    assert_eq!(writes(step(&mut node, unanswered, Event::TimerDue)), []);
+    assert_eq!(
+        writes(step(&mut node, unanswered + 1_000, Event::TimerDue)),
+        [Action::Write(row)]
+    );
+    assert_eq!(node.counters().write_failures, 1);
 }
 
 #[test]
