@@ -19,7 +19,12 @@ pub struct Address(pub [u8; 20]);
 impl Address {
     pub fn of(key: &VerifyingKey) -> Address {
         let point = key.to_sec1_point(false);
-        let hash = keccak256(&point.as_bytes()[1..]);
+        Address::of_uncompressed(&point.as_bytes()[1..])
+    }
+
+    /// The address of a public key given as its uncompressed point, x ‖ y (64 bytes, no tag).
+    pub fn of_uncompressed(point: &[u8]) -> Address {
+        let hash = keccak256(point);
         let mut out = [0u8; 20];
         out.copy_from_slice(&hash[12..]);
         Address(out)

@@ -6,10 +6,12 @@
 //! The node does no I/O, reads no clock and draws randomness only from the seed it was given.
 
 pub mod audit;
+pub mod clock;
 mod committee;
 pub mod config;
 pub mod crypto;
 mod election;
+pub mod gossip;
 #[cfg(feature = "arbitrary")]
 pub mod hostile;
 pub mod io;
@@ -21,6 +23,7 @@ pub mod timers;
 pub mod wire;
 
 pub use audit::{Flaw, audit};
+pub use clock::Clock;
 pub use config::{Config, ConfigError, Signers};
 pub use crypto::{Address, Keypair, Recover, Signature, SignatureCheck, keccak256};
 pub use io::{
@@ -31,4 +34,4 @@ pub use metrics::{Counters, Ignored, Misbehaviour};
 pub use node::Node;
 pub use price::{Feed, Price, PriceBody, PriceId};
 pub use timers::Timer;
-pub use wire::{DecodeError, MAX_MESSAGE_LEN, MAX_SIGNATURES, Message};
+pub use wire::{DecodeError, MAX_MESSAGE_LEN, MAX_SIGNATURES, Message, message_id};

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::crypto::{Address, Signature};
+use crate::crypto::{Address, Signature, keccak256};
 use crate::price::{Feed, MAX_DECIMALS, Price, PriceBody, PriceId};
 
 pub const VERSION: u8 = 1;
@@ -27,6 +27,12 @@ const HEADER_LEN: usize = 91;
 const ENTRY_LEN: usize = 20 + 65;
 /// No valid message is longer; longer input is refused before it is read.
 pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + MAX_SIGNATURES * ENTRY_LEN;
+
+/// The gossip message id of a message's bytes: keccak256 of the bytes, all 32 of them. Every
+/// implementation that joins the topic must compute the same id, or its IHAVE/IWANT exchanges fail.
+pub fn message_id(bytes: &[u8]) -> [u8; 32] {
+    keccak256(bytes)
+}
 
 /// A signed price as it travels: the body, the network it belongs to and its signatures by signer.
 #[derive(Debug, Clone, PartialEq, Eq)]

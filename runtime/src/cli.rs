@@ -147,6 +147,10 @@ pub struct NodeArgs {
     /// Price sources that must answer for an observation to count.
     #[arg(long, env = "ORACLE_MIN_SOURCES", default_value_t = 2)]
     pub min_sources: usize,
+    /// How long any database call may take before it counts as failed (a write is then retried).
+    /// Default: 10s.
+    #[arg(long, env = "ORACLE_DATABASE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub database_timeout: Option<Duration>,
     /// Per-request timeout of a price source.
     #[arg(long, env = "ORACLE_SOURCE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub source_timeout: Duration,
@@ -221,6 +225,9 @@ impl NodeArgs {
         config.write_delay_ms = self.write_delay.as_millis() as u64;
         config.min_peers = self.min_peers;
         config.min_sources = self.min_sources;
+        if let Some(timeout) = self.database_timeout {
+            config.database_timeout_ms = timeout.as_millis() as u64;
+        }
         Ok(config)
     }
 

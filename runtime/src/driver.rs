@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use protocol::{
-    Action, Config, ConfigError, Event, Keypair, MessageRef, Node, Report, WriteOutcome,
+    Action, Clock, Config, ConfigError, Event, Keypair, MessageRef, Node, Report, WriteOutcome,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -49,7 +49,8 @@ pub enum DriverError {
     Http(#[from] std::io::Error),
 }
 
-/// Unix time in milliseconds. The node clamps it so it never runs backwards.
+/// The wall clock: unix time in milliseconds. The node is fed [`protocol::Clock`]'s time, which
+/// follows this deliberately.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -65,13 +66,16 @@ pub async fn run(
     let topic = network::topic(&settings.config.network_id());
     let swarm = network::start(&settings.key, &topic, &settings.listen, &settings.bootstrap)?;
     let mut seed = [0u8; 8];
-    // Without OS randomness the id sequence merely starts at 0.
+    // Without OS randomness every start draws the same id sequence: harmless, since ids also
+    // carry the observation time.
     let _ = getrandom::fill(&mut seed);
+    let started = Instant::now();
+    let clock = Clock::new(now_ms(), 0);
     let node = Node::new(
         settings.config.clone(),
         settings.key.address(),
         u64::from_le_bytes(seed),
-        now_ms(),
+        clock.now(0),
     )?;
     let health = Arc::new(Mutex::new(Health {
         name: settings.name.clone(),
@@ -86,6 +90,8 @@ pub async fn run(
     }
     let (events, inbox) = mpsc::unbounded_channel();
     let mut driver = Driver {
+        clock,
+        started,
         health,
         metrics,
         node,
@@ -105,6 +111,9 @@ pub async fn run(
 
 struct Driver {
     settings: Settings,
+    /// The node's time: monotonic since `started`, following the wall clock deliberately.
+    clock: Clock,
+    started: Instant,
     node: Node,
     swarm: Swarm<Behaviour>,
     topic: IdentTopic,
@@ -130,17 +139,18 @@ impl Driver {
         let mut redial = tokio::time::interval(REDIAL_EVERY);
         loop {
             self.drain();
+            self.follow_wall_clock();
             let wait = self
                 .node
                 .poll_timeout()
                 .map_or(Duration::from_secs(3_600), |(at, _)| {
-                    Duration::from_millis(at.saturating_sub(now_ms()))
+                    Duration::from_millis(at.saturating_sub(self.now()))
                 });
             tokio::select! {
                 () = &mut stop => break,
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 Some(event) = inbox.recv() => self.on_result(event),
-                () = tokio::time::sleep(wait) => self.node.handle(now_ms(), Event::TimerDue),
+                () = tokio::time::sleep(wait) => self.node.handle(self.now(), Event::TimerDue),
                 _ = redial.tick() => self.redial(),
                 Some(_) = self.writes.join_next(), if !self.writes.is_empty() => {}
             }
@@ -154,17 +164,38 @@ impl Driver {
         }
     }
 
+    /// The node's time now.
+    fn now(&self) -> u64 {
+        self.clock.now(self.started.elapsed().as_millis() as u64)
+    }
+
+    /// Follows the wall clock as `protocol::Clock` says, and says so when it stepped.
+    fn follow_wall_clock(&mut self) {
+        let mono = self.started.elapsed().as_millis() as u64;
+        if let Some(offset_ms) = self.clock.follow(now_ms(), mono) {
+            let how = if offset_ms > 0 {
+                "followed at once"
+            } else {
+                "followed by running slower until caught up"
+            };
+            tracing::warn!(name = %self.settings.name, offset_ms, how, "the wall clock stepped");
+        }
+        let offset_ms = self.clock.offset_ms();
+        self.health(|h| h.clock_offset_ms = offset_ms);
+    }
+
     /// A result from beside the node: noted for `/health`, then fed to the node.
     fn on_result(&mut self, event: Event) {
         match &event {
             Event::DatabaseRead { stored, .. } => self.health(|h| {
+                h.database_answered_at = Some(Instant::now());
                 h.database_reachable = true;
                 stored.iter().for_each(|&id| h.stored(id));
             }),
             Event::DatabaseUnreachable => self.health(|h| h.database_reachable = false),
             _ => {}
         }
-        self.node.handle(now_ms(), event);
+        self.node.handle(self.now(), event);
     }
 
     fn health(&self, change: impl FnOnce(&mut Health)) {
@@ -199,7 +230,8 @@ impl Driver {
             }
             Action::Sign { id, digest } => {
                 let signature = self.settings.key.sign(&digest);
-                self.node.handle(now_ms(), Event::Signed { id, signature });
+                self.node
+                    .handle(self.now(), Event::Signed { id, signature });
             }
             Action::Broadcast { id, why, bytes } => {
                 let topic = self.topic.clone();
@@ -295,7 +327,7 @@ impl Driver {
                     message: MessageRef { peer, token },
                     bytes: message.data,
                 };
-                self.node.handle(now_ms(), event);
+                self.node.handle(self.now(), event);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
                 gossipsub::Event::Subscribed { .. } | gossipsub::Event::Unsubscribed { .. },
@@ -314,14 +346,15 @@ impl Driver {
     }
 
     fn count_peers(&mut self) {
-        let peers = network::topic_peers(&self.swarm, &self.topic);
+        let signers = &self.settings.config.signers;
+        let peers = network::member_peers(&self.swarm, &self.topic, signers);
         if peers != self.peers {
             self.peers = peers;
             self.metrics.peers.set(peers as i64);
             self.health(|h| h.peers = peers);
-            tracing::info!(name = %self.settings.name, peers, "gossip peers");
+            tracing::info!(name = %self.settings.name, peers, "gossip peers that are members");
             self.node
-                .handle(now_ms(), Event::PeersChanged { count: peers });
+                .handle(self.now(), Event::PeersChanged { count: peers });
         }
     }
 

@@ -123,6 +123,14 @@ pub struct Health {
     pub peers: usize,
     pub min_peers: usize,
     pub database_reachable: bool,
+    /// Milliseconds since the database last answered a read: a database that hangs shows here
+    /// first. Filled in when served.
+    pub database_answered_ms_ago: Option<u64>,
+    #[serde(skip)]
+    pub database_answered_at: Option<std::time::Instant>,
+    /// The wall clock minus the node's clock (see `protocol::Clock`): non-zero while the node
+    /// catches up with a wall clock stepped back.
+    pub clock_offset_ms: i64,
     pub writer: bool,
     pub last_stored: Option<LastStored>,
 }
@@ -186,7 +194,10 @@ pub async fn serve(
 }
 
 async fn health_page(State(shared): State<Shared>) -> impl IntoResponse {
-    let health = shared.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let mut health = shared.health.lock().map(|h| h.clone()).unwrap_or_default();
+    health.database_answered_ms_ago = health
+        .database_answered_at
+        .map(|at| at.elapsed().as_millis() as u64);
     let healthy = health.database_reachable && health.peers >= health.min_peers;
     let status = if healthy {
         StatusCode::OK

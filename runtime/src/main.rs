@@ -40,10 +40,22 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Resolves once Ctrl-C was pressed (or the signal cannot be listened for).
-async fn ctrl_c(stop: watch::Sender<bool>) {
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("stopping: finishing writes in flight");
+/// Resolves once the process is asked to stop: Ctrl-C (SIGINT), or SIGTERM as `docker stop` and
+/// systemd send it. Both stop the same way: writes in flight are finished first.
+async fn stop_signal(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signal = match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        },
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the node cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    };
+    tracing::info!(signal, "stopping: finishing writes in flight");
     let _ = stop.send(true);
 }
 
@@ -70,7 +82,8 @@ async fn node(args: NodeArgs) -> Result<(), Error> {
             .await
             .map_err(|e| format!("cannot use the database at --database-url: {e}"))?,
         None => Store::sqlite(&args.data_dir.join("oracle.sqlite")).await?,
-    };
+    }
+    .with_timeout(Duration::from_millis(config.database_timeout_ms));
     let settings = Settings {
         name: args.name.clone(),
         http: Some(args.http),
@@ -81,7 +94,7 @@ async fn node(args: NodeArgs) -> Result<(), Error> {
         bootstrap: args.bootstrap.clone(),
     };
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(ctrl_c(stop));
+    tokio::spawn(stop_signal(stop));
     driver::run(settings, Arc::new(store), stopped(stop_rx)).await?;
     Ok(())
 }
@@ -116,7 +129,7 @@ async fn devnet(nodes: usize, dir: &Path) -> Result<(), Error> {
             .expect("a multiaddr")
     };
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(ctrl_c(stop));
+    tokio::spawn(stop_signal(stop));
     let mut running = Vec::new();
     for (i, key) in keys.into_iter().enumerate() {
         let mut config = NodeArgs::devnet_config(signers.clone());

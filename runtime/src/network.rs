@@ -3,12 +3,12 @@
 //! key is also its libp2p identity.
 //!
 //! Our messages carry their own signatures, so gossipsub runs in anonymous mode (no envelope to
-//! verify on every copy) with a content-hash message id, and holds each message until the
+//! verify on every copy) with a content-hash message id (`protocol::message_id`), and holds each message until the
 //! protocol's verdict: accept forwards it, reject penalises the sender through peer scoring
-//! (graylisted after a few invalid messages), ignore drops it quietly.
+//! (`protocol::gossip`: out of the mesh after one invalid message, graylisted after three, both
+//! decaying within seconds), ignore drops it quietly.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use libp2p::gossipsub::{
@@ -17,15 +17,29 @@ use libp2p::gossipsub::{
 };
 use libp2p::identity::{self, secp256k1};
 use libp2p::kad::{self, store::MemoryStore};
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, tcp, yamux};
-use protocol::{Keypair, MAX_MESSAGE_LEN, Verdict};
+use libp2p::{Multiaddr, PeerId, Swarm, connection_limits, identify, noise, tcp, yamux};
+use protocol::gossip as gossip_rules;
+use protocol::{Address, Keypair, Signers, Verdict};
 
-/// Gossipsub's framing around our payload stays well under this.
-const TRANSMIT_SLACK: usize = 512;
+/// The largest gossipsub RPC frame read or sent. A frame is not one message: other implementations
+/// answer an IWANT with several messages in one frame, next to control traffic, so it fits dozens
+/// of our largest messages. A single message is bounded where it is validated (the decoder refuses
+/// more than `MAX_MESSAGE_LEN` bytes before reading them, and the sender is penalised).
+pub const MAX_FRAME_LEN: usize = 64 * 1024;
+
+/// Connections at most, in total: enough for a large network's mesh and discovery, few enough that
+/// free identities cannot exhaust the node's sockets and memory.
+pub const MAX_CONNECTIONS: u32 = 256;
+/// Connections at most per peer: one each way.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Handshakes under way at most, each way.
+pub const MAX_PENDING_CONNECTIONS: u32 = 32;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub kademlia: kad::Behaviour<MemoryStore>,
     pub identify: identify::Behaviour,
@@ -108,12 +122,9 @@ fn behaviour(
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
-        .message_id_fn(|message| {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            message.data.hash(&mut hasher);
-            MessageId::from(hasher.finish().to_be_bytes().to_vec())
-        })
-        .max_transmit_size(MAX_MESSAGE_LEN + TRANSMIT_SLACK)
+        .message_id_fn(|message| MessageId::from(protocol::message_id(&message.data).to_vec()))
+        .max_transmit_size(MAX_FRAME_LEN)
+        .prune_backoff(Duration::from_millis(gossip_rules::PRUNE_BACKOFF_MS))
         .heartbeat_interval(Duration::from_secs(1))
         .build()?;
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;
@@ -126,15 +137,22 @@ fn behaviour(
         "/price-oracle/1".to_owned(),
         key.public(),
     ));
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(MAX_CONNECTIONS))
+        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+        .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
+        .with_max_pending_outgoing(Some(MAX_PENDING_CONNECTIONS));
     Ok(Behaviour {
+        limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         kademlia,
         identify,
     })
 }
 
-/// Scoring counts only what the protocol can prove: invalid messages. Quiet topics and shared IPs
-/// (a devnet on one machine) must not cost honest peers anything.
+/// Scoring counts only what the protocol can prove: invalid messages, with the numbers in
+/// `protocol::gossip` (which the simulation applies too). Quiet topics and shared IPs (a devnet on
+/// one machine) must not cost honest peers anything.
 fn score_params(topic: &IdentTopic) -> PeerScoreParams {
     let topic_params = TopicScoreParams {
         topic_weight: 1.0,
@@ -142,44 +160,145 @@ fn score_params(topic: &IdentTopic) -> PeerScoreParams {
         first_message_deliveries_weight: 0.0,
         mesh_message_deliveries_weight: 0.0,
         mesh_failure_penalty_weight: 0.0,
-        invalid_message_deliveries_weight: -10.0,
-        invalid_message_deliveries_decay: 0.9,
+        invalid_message_deliveries_weight: gossip_rules::INVALID_MESSAGE_WEIGHT,
+        invalid_message_deliveries_decay: gossip_rules::DECAY,
         ..TopicScoreParams::default()
     };
     PeerScoreParams {
         topics: HashMap::from([(topic.hash(), topic_params)]),
         ip_colocation_factor_weight: 0.0,
+        decay_interval: Duration::from_millis(gossip_rules::DECAY_INTERVAL_MS),
+        decay_to_zero: gossip_rules::DECAY_TO_ZERO,
         ..PeerScoreParams::default()
     }
 }
 
-/// One invalid message costs -10 (no more gossip to the sender), three -90 (graylisted).
 fn thresholds() -> PeerScoreThresholds {
     PeerScoreThresholds {
-        gossip_threshold: -10.0,
-        publish_threshold: -50.0,
-        graylist_threshold: -80.0,
+        gossip_threshold: gossip_rules::GOSSIP_THRESHOLD,
+        publish_threshold: gossip_rules::PUBLISH_THRESHOLD,
+        graylist_threshold: gossip_rules::GRAYLIST_THRESHOLD,
         ..PeerScoreThresholds::default()
     }
 }
 
-/// Peers subscribed to our topic: what the protocol counts toward its minimum.
-pub fn topic_peers(swarm: &Swarm<Behaviour>, topic: &IdentTopic) -> usize {
+/// Peers subscribed to our topic that count toward the protocol's minimum: with an allowlist, only
+/// peers whose libp2p identity is an allowlisted signer (the key is shared), so that outsiders, who
+/// may connect and read, cannot stand in for members and let an isolated node publish into an
+/// eclipse.
+pub fn member_peers(swarm: &Swarm<Behaviour>, topic: &IdentTopic, signers: &Signers) -> usize {
     let hash = topic.hash();
     swarm
         .behaviour()
         .gossipsub
         .all_peers()
         .filter(|(_, topics)| topics.contains(&&hash))
+        .filter(|(peer, _)| match signers {
+            Signers::Open => true,
+            Signers::Allowlist(list) => signer_of(peer).is_some_and(|a| list.contains(&a)),
+        })
         .count()
 }
 
-/// Learns a peer's listen addresses (from identify) for Kademlia.
+/// The signer address of a peer whose libp2p identity is a secp256k1 key, as every node's is.
+pub fn signer_of(peer: &PeerId) -> Option<Address> {
+    let multihash = peer.as_ref();
+    // Keys this small are inlined in the id: the identity multihash, code 0.
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = identity::PublicKey::try_decode_protobuf(multihash.digest())
+        .ok()?
+        .try_into_secp256k1()
+        .ok()?;
+    Some(Address::of_uncompressed(&key.to_bytes_uncompressed()[1..]))
+}
+
+/// Learns a peer's listen addresses (from identify) for Kademlia: only addresses a node of this
+/// deployment should dial. Peers choose what they advertise, so a private or loopback address
+/// could steer this node's dials at internal hosts; those are kept only when this node itself
+/// listens on such an address (a devnet, a private deployment).
 pub fn learn(swarm: &mut Swarm<Behaviour>, peer: PeerId, addresses: &[Multiaddr]) {
+    let private_deployment = swarm.listeners().any(|a| !is_global(a));
     for address in addresses {
-        swarm
-            .behaviour_mut()
-            .kademlia
-            .add_address(&peer, address.clone());
+        if private_deployment || is_global(address) {
+            swarm
+                .behaviour_mut()
+                .kademlia
+                .add_address(&peer, address.clone());
+        }
+    }
+}
+
+/// Whether an address names a host on the public internet: not loopback, private, link-local,
+/// shared (CGNAT), documentation, unspecified or multicast. Names (DNS) count as global.
+pub fn is_global(address: &Multiaddr) -> bool {
+    address.iter().all(|part| match part {
+        Protocol::Ip4(ip) => {
+            let [a, b, ..] = ip.octets();
+            !(ip.is_private()
+                || ip.is_loopback()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_multicast()
+                || ip.is_documentation()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0)
+        }
+        Protocol::Ip6(ip) => {
+            let first = ip.segments()[0];
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || ip
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| !is_global(&Multiaddr::from(v4))))
+        }
+        _ => true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_global() {
+        for private in [
+            "/ip4/127.0.0.1/tcp/4001",
+            "/ip4/10.1.2.3/tcp/4001",
+            "/ip4/172.16.0.9/tcp/4001",
+            "/ip4/192.168.1.1/tcp/4001",
+            "/ip4/169.254.169.254/tcp/80",
+            "/ip4/100.64.0.1/tcp/4001",
+            "/ip4/0.0.0.0/tcp/4001",
+            "/ip6/::1/tcp/4001",
+            "/ip6/fd00::1/tcp/4001",
+            "/ip6/fe80::1/tcp/4001",
+            "/ip6/::ffff:10.0.0.1/tcp/4001",
+        ] {
+            assert!(!is_global(&private.parse().unwrap()), "{private}");
+        }
+        for public in [
+            "/ip4/8.8.8.8/tcp/4001",
+            "/ip6/2001:4860::8888/tcp/4001",
+            "/dns4/node1/tcp/4001",
+        ] {
+            assert!(is_global(&public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn a_peer_id_names_its_signer() {
+        let mut secret = [0u8; 32];
+        secret[31] = 1;
+        let key = Keypair::from_secret(&secret).unwrap();
+        let peer = identity(&key).public().to_peer_id();
+        assert_eq!(signer_of(&peer), Some(key.address()));
+        let other = PeerId::random();
+        assert_eq!(signer_of(&other), None);
     }
 }

@@ -94,3 +94,54 @@ fn keygen_prints_the_address_and_never_replaces_a_key() {
     assert_eq!(String::from_utf8(second.stdout).unwrap(), address);
     assert!(String::from_utf8_lossy(&second.stderr).contains("kept the existing key file"));
 }
+
+#[test]
+fn sigterm_stops_a_node_as_ctrl_c_does() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("sigterm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runtime = env!("CARGO_BIN_EXE_runtime");
+    let keygen = Command::new(runtime)
+        .args(["keygen", "--name", "solo", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let address = String::from_utf8(keygen.stdout).unwrap();
+    let signers = dir.join("signers.txt");
+    let others =
+        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
+    std::fs::write(&signers, format!("{address}{others}")).unwrap();
+    let mut node = Command::new(runtime)
+        .args(["node", "--name", "solo", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--http", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .arg("--signers")
+        .arg(&signers)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let listening = line.contains("listening");
+        log.push(line);
+        if listening {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    log.extend(lines.map_while(Result::ok));
+    let exit = node.wait().unwrap();
+    let log = log.join("\n");
+    assert_eq!(exit.code(), Some(0), "{log}");
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert!(log.contains("stopping"), "{log}");
+}

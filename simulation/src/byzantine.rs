@@ -101,6 +101,13 @@ impl Adversary {
                 own.0[10] ^= 0x55;
                 Some(Message::new(network_id, message.body, signatures)?.encode())
             }
+            Attack::CorruptRelay => {
+                let me = self.key.address();
+                signatures.get(&me)?;
+                let other = *signatures.keys().find(|&&signer| signer != me)?;
+                signatures.get_mut(&other)?.0[10] ^= 0x55;
+                Some(Message::new(network_id, message.body, signatures)?.encode())
+            }
             Attack::ForgeSigner => {
                 let victim = self.honest[self.dice.below(self.honest.len())];
                 let mut forged = [0u8; 65];

@@ -10,6 +10,12 @@ use crate::market::Market;
 use crate::scenario::{EPOCH_MS, Fault, PROMISED_QUORUM, Scenario};
 use crate::world::World;
 
+/// The invariants a deliberately broken build must break, named once for the checker and for
+/// [`crate::Variant::must_break`].
+pub const STORED_ONCE: &str = "each price id is stored at most once";
+pub const ROWS_AUDITED: &str = "every stored row passes the audit";
+pub const PROMISED_SIGNERS: &str = "every stored row carries at least 3 distinct signers";
+
 /// An invariant that did not hold.
 #[derive(Debug, Clone, Serialize)]
 pub struct Violation {
@@ -78,6 +84,10 @@ pub struct Report {
     pub partitions: usize,
     pub crashes: usize,
     pub database_outages: usize,
+    pub database_hangs: usize,
+    pub clock_steps: usize,
+    /// Times an honest node penalised an honest peer (each one breaks an invariant).
+    pub honest_penalties: usize,
     pub byzantine_members: usize,
     /// Each Byzantine member and what it does.
     pub attacks: BTreeMap<String, String>,
@@ -134,7 +144,7 @@ pub fn check(
     for (id, rows) in &world.database.rows {
         if rows.len() > 1 {
             violate(
-                "each price id is stored at most once",
+                STORED_ONCE,
                 Some(*id),
                 format!("{id} stored {} times", rows.len()),
             );
@@ -142,19 +152,11 @@ pub fn check(
         for row in rows {
             let price = &row.price;
             if let Err(flaw) = price.audit(config) {
-                violate(
-                    "every stored row passes the audit",
-                    Some(*id),
-                    format!("{id}: {flaw}"),
-                );
+                violate(ROWS_AUDITED, Some(*id), format!("{id}: {flaw}"));
             }
             let signers = price.signatures().len();
             if signers < PROMISED_QUORUM {
-                violate(
-                    "every stored row carries at least 3 distinct signers",
-                    Some(*id),
-                    format!("{id} has {signers}"),
-                );
+                violate(PROMISED_SIGNERS, Some(*id), format!("{id} has {signers}"));
             }
             let body = price.message.body;
             let observed = body.observed_at_ms.saturating_sub(EPOCH_MS);
@@ -235,6 +237,17 @@ pub fn check(
             format!("{id} took {took} ms, the bound is {bound} ms"),
         );
     }
+    if let Some(&(at, node, from, why)) = world.fabric.honest_penalised.first() {
+        violate(
+            "honest nodes never penalise each other",
+            None,
+            format!(
+                "n{node} penalised n{from} at {:.1} s for {why}, and {} more times",
+                at as f64 / 1e3,
+                world.fabric.honest_penalised.len() - 1
+            ),
+        );
+    }
     for panic in &world.observer.panics {
         violate("no node panics", None, panic.clone());
     }
@@ -273,6 +286,9 @@ pub fn check(
         partitions: count(|f| matches!(f, Fault::Partition { .. })),
         crashes: count(|f| matches!(f, Fault::Crash { .. } | Fault::CrashNextWriter { .. })),
         database_outages: count(|f| matches!(f, Fault::DatabaseDown { .. })),
+        database_hangs: count(|f| matches!(f, Fault::DatabaseHang { .. })),
+        clock_steps: count(|f| matches!(f, Fault::ClockStep { .. })),
+        honest_penalties: fabric.honest_penalised.len(),
         byzantine_members: scenario.attacks.len(),
         attacks: scenario
             .attacks
@@ -327,9 +343,11 @@ impl Report {
              latency     to quorum p50 {q50} ms p99 {q99} ms · to storage p50 {s50} ms p99 {s99} ms\n\
              traffic     {messages} messages, {bytes} bytes: {mpp:.0} messages and {bpp:.0} bytes \
              per stored price, {mppn:.2} per node; busiest node sent {busiest}\n\
-             network     {lost} lost, {dup} duplicated, {cut} cut by partitions, {pruned} links pruned\n\
+             network     {lost} lost, {dup} duplicated, {cut} cut by partitions, {pruned} links \
+             pruned, {honest} penalties between honest nodes\n\
              faults      {partitions} partitions, {crashes} crashes, {outages} database outages, \
-             {byz} Byzantine members ({liars} liars), calm from {calm:.0} s\n\
+             {hangs} database hangs, {steps_} clock steps, {byz} Byzantine members ({liars} liars), \
+             calm from {calm:.0} s\n\
              byzantine   {attacks}\n\
              liveness    longest store after calm {longest} ms (bound {bound} ms)\n\
              truth       furthest stored price {far} bps off (bound {tb} bps)\n\
@@ -366,6 +384,9 @@ impl Report {
             partitions = self.partitions,
             crashes = self.crashes,
             outages = self.database_outages,
+            hangs = self.database_hangs,
+            steps_ = self.clock_steps,
+            honest = self.honest_penalties,
             byz = self.byzantine_members,
             attacks = if self.attacks.is_empty() {
                 "none".to_owned()

@@ -1,7 +1,7 @@
 //! The database host, with PostgreSQL's semantics for our two tables: a primary key on the price id
 //! (`INSERT ... ON CONFLICT (id) DO NOTHING`, a second insert of an id is refused and recorded),
-//! heartbeat upserts stamped by the database's own clock, outage windows, and answers that can be
-//! lost after a write was applied.
+//! heartbeat upserts stamped by the database's own clock, outage windows (calls fail at once),
+//! hangs (calls never answer), and answers that can be lost after a write was applied.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +22,8 @@ pub struct Database {
     pub rows: BTreeMap<PriceId, Vec<Row>>,
     heartbeats: BTreeMap<Address, u64>,
     down_until: u64,
+    /// Calls arriving before this neither take effect nor answer (a black-holed connection).
+    hung_until: u64,
     pub insert_attempts: u64,
     pub duplicates_blocked: u64,
     pub unreachable: u64,
@@ -38,6 +40,7 @@ impl Database {
             rows: BTreeMap::new(),
             heartbeats: BTreeMap::new(),
             down_until: 0,
+            hung_until: 0,
             insert_attempts: 0,
             duplicates_blocked: 0,
             unreachable: 0,
@@ -46,6 +49,15 @@ impl Database {
 
     pub fn outage(&mut self, until: u64) {
         self.down_until = self.down_until.max(until);
+    }
+
+    pub fn hang(&mut self, until: u64) {
+        self.hung_until = self.hung_until.max(until);
+    }
+
+    /// Whether a call arriving at `now` hangs.
+    pub fn hangs(&self, now: u64) -> bool {
+        now < self.hung_until
     }
 
     fn reachable(&mut self, now: u64) -> Result<(), Unreachable> {

@@ -7,7 +7,7 @@ use std::future::poll_fn;
 use std::sync::Arc;
 
 use futures_util::future::{Either, select};
-use protocol::{Action, Event, Keypair, MessageRef, Node, WriteOutcome};
+use protocol::{Action, Clock, Event, Keypair, MessageRef, Node, WriteOutcome};
 
 use crate::byzantine::Adversary;
 use crate::dice::Dice;
@@ -22,7 +22,8 @@ struct Driver {
     dice: Dice,
     adversary: Option<Adversary>,
     honest: bool,
-    skew_ms: i64,
+    /// The node's time, kept from simulated time (its monotonic clock) as production keeps it.
+    clock: Clock,
     /// Answers produced on the spot (signatures), fed before anything else.
     immediate: VecDeque<Event>,
     peers: usize,
@@ -40,11 +41,16 @@ pub async fn run(shared: Arc<Shared>, index: usize) {
     let scenario = &shared.scenario;
     let key = scenario.keys[index].clone();
     let seed = scenario.params.seed ^ (index as u64) << 24 ^ incarnation << 48;
-    let skew_ms = scenario.skew_ms[index];
-    let now = node_clock(shared.now(), skew_ms);
-    let node = Node::new(scenario.config.clone(), key.address(), seed, now)
-        .expect("the scenario's config is valid")
-        .with_signature_check(shared.check.clone());
+    let start = shared.now();
+    let clock = Clock::new(wall_clock(&shared, index, start), start);
+    let node = Node::new(
+        scenario.config.clone(),
+        key.address(),
+        seed,
+        clock.now(start),
+    )
+    .expect("the scenario's config is valid")
+    .with_signature_check(shared.check.clone());
     let adversary = scenario.attacks.get(&index).map(|attacks| {
         let honest = (0..scenario.params.nodes)
             .filter(|n| !scenario.is_byzantine(*n))
@@ -66,15 +72,16 @@ pub async fn run(shared: Arc<Shared>, index: usize) {
         index,
         node,
         key,
-        skew_ms,
+        clock,
         immediate: VecDeque::new(),
         peers: usize::MAX,
     };
     driver.run().await;
 }
 
-fn node_clock(sim_ms: u64, skew_ms: i64) -> u64 {
-    (EPOCH_MS + sim_ms).saturating_add_signed(skew_ms)
+/// Node `index`'s wall clock at simulated time `sim_ms`: unix time with its skew and steps.
+fn wall_clock(shared: &Shared, index: usize, sim_ms: u64) -> u64 {
+    (EPOCH_MS + sim_ms).saturating_add_signed(shared.world().wall_offsets[index])
 }
 
 impl Driver {
@@ -98,10 +105,10 @@ impl Driver {
 
     /// The earliest of: the node's deadline, the next arrival, the adversary's next move.
     fn next_wake(&self) -> u64 {
-        let deadline = self.node.poll_timeout().map(|(at, _)| {
-            at.saturating_add_signed(-self.skew_ms)
-                .saturating_sub(EPOCH_MS)
-        });
+        let deadline = self
+            .node
+            .poll_timeout()
+            .map(|(at, _)| self.clock.mono_at(at));
         let arrival = self.shared.world().fabric.next_arrival(self.index);
         let unprompted = self.adversary.as_ref().and_then(Adversary::next_unprompted);
         [deadline, arrival, unprompted]
@@ -113,6 +120,8 @@ impl Driver {
 
     /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers.
     fn feed_due(&mut self, now: u64) {
+        let wall = wall_clock(&self.shared, self.index, now);
+        self.clock.follow(wall, now);
         let local = std::mem::take(&mut self.shared.world().local[self.index]);
         for event in local {
             self.feed(now, event);
@@ -140,7 +149,7 @@ impl Driver {
         if self
             .node
             .poll_timeout()
-            .is_some_and(|(at, _)| at <= node_clock(now, self.skew_ms))
+            .is_some_and(|(at, _)| at <= self.clock.now(now))
         {
             self.feed(now, Event::TimerDue);
         }
@@ -150,7 +159,7 @@ impl Driver {
         self.immediate.push_back(event);
         while let Some(event) = self.immediate.pop_front() {
             self.shared.world().observer.event(now, self.index, &event);
-            self.node.handle(node_clock(now, self.skew_ms), event);
+            self.node.handle(self.clock.now(now), event);
             while let Some(action) = self.node.poll_action() {
                 self.shared
                     .world()
@@ -200,14 +209,16 @@ impl Driver {
             }
             Action::Heartbeat => {
                 let address = self.key.address();
-                self.database(false, move |db, now| {
+                let timed_out = Event::DatabaseUnreachable;
+                self.database(timed_out, move |db, now| {
                     db.heartbeat(now, address)
                         .err()
                         .map(|_| Event::DatabaseUnreachable)
                 });
             }
             Action::ReadDatabase { stored_since } => {
-                self.database(false, move |db, now| {
+                let timed_out = Event::DatabaseUnreachable;
+                self.database(timed_out, move |db, now| {
                     Some(match db.read(now, stored_since) {
                         Ok((heartbeats, stored)) => Event::DatabaseRead { heartbeats, stored },
                         Err(_) => Event::DatabaseUnreachable,
@@ -224,7 +235,11 @@ impl Driver {
                 }
                 let id = price.message.body.id;
                 let lost_ack = self.dice.chance(self.shared.scenario.database.lost_ack);
-                self.database(true, move |db, now| {
+                let timed_out = Event::WriteFinished {
+                    id,
+                    outcome: WriteOutcome::Failed,
+                };
+                self.database(timed_out, move |db, now| {
                     let outcome = match db.insert(now, price) {
                         // Applied, but the answer is lost: the writer sees a failure.
                         Ok(WriteOutcome::Inserted) if lost_ack => WriteOutcome::Failed,
@@ -238,20 +253,30 @@ impl Driver {
         }
     }
 
-    /// Runs `op` on the database after a request's latency, and answers after a reply's latency.
+    /// Runs `op` on the database after a request's latency, and answers after a reply's latency;
+    /// a call the database does not answer is answered `timed_out` after the database timeout, as
+    /// the production store does.
     fn database(
         &mut self,
-        write: bool,
+        timed_out: Event,
         op: impl FnOnce(&mut crate::database::Database, u64) -> Option<Event> + 'static,
     ) {
         let (lo, hi) = self.shared.scenario.database.latency_ms;
         let there = self.dice.range(lo, hi);
         let back = self.dice.range(lo, hi);
+        let timeout = self.shared.scenario.config.database_timeout_ms;
+        let write = matches!(timed_out, Event::WriteFinished { .. });
         let shared = self.shared.clone();
         let index = self.index;
         madsim::task::spawn_local(async move {
             madsim::time::sleep(std::time::Duration::from_millis(there)).await;
             let now = shared.now();
+            let hangs = shared.world().database.hangs(now);
+            if hangs {
+                let left = timeout.saturating_sub(there);
+                madsim::time::sleep(std::time::Duration::from_millis(left)).await;
+                return shared.answer(index, timed_out);
+            }
             let (answer, dies) = {
                 let mut world = shared.world();
                 let answer = op(&mut world.database, now);

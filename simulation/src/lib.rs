@@ -135,6 +135,8 @@ async fn supervise(shared: Arc<Shared>) {
                 Fault::Crash { node, down_ms } => kills.push((*node, *down_ms)),
                 Fault::CrashNextWriter { down_ms } => world.crash_next_writer = Some(*down_ms),
                 Fault::DatabaseDown { until } => world.database.outage(*until),
+                Fault::DatabaseHang { until } => world.database.hang(*until),
+                Fault::ClockStep { node, by_ms } => world.wall_offsets[*node] += by_ms,
                 Fault::DelaySpike { until, extra_ms } => {
                     world.fabric.delay_spike(*until, *extra_ms)
                 }

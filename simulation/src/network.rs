@@ -1,19 +1,19 @@
 //! The gossip network: each node keeps a mesh of about `degree` peers and forwards what its node
 //! accepts, with deduplication by content hash, as gossipsub does. Latency, loss, duplication and
 //! reordering come from the seed; partitions cut links; peers that send invalid messages are
-//! penalised and, past a threshold, pruned.
+//! scored as production's gossipsub scores them (`protocol::gossip`): pruned from the mesh, left
+//! out of publications, graylisted, and forgiven as the penalty decays.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use protocol::Verdict;
+use protocol::gossip::{GRAYLIST_THRESHOLD, PRUNE_BACKOFF_MS, PUBLISH_THRESHOLD, Penalty};
 
 use crate::dice::Dice;
 use crate::scenario::Network as Settings;
 
-/// Rejections after which a receiver prunes the sender from its mesh (a graylist).
-const PRUNE_AFTER: u32 = 8;
 /// How long a node's duplicate cache remembers a message id: at most gossipsub's 60 s (two
 /// generations of 30 s each, so between 30 and 60 s).
 const SEEN_FOR_MS: u64 = 60_000;
@@ -51,8 +51,10 @@ struct Peer {
     inbox: BinaryHeap<std::cmp::Reverse<(u64, u64, usize, ArrivalBox)>>,
     /// Delivered copies awaiting the node's verdict.
     pending: BTreeMap<u64, (usize, Arc<Packet>)>,
-    penalties: BTreeMap<usize, u32>,
-    pruned: BTreeSet<usize>,
+    /// This node's invalid-message penalty of each peer that sent it one.
+    penalties: BTreeMap<usize, Penalty>,
+    /// Peers pruned from this node's mesh, and until when at least (the backoff).
+    pruned_until: BTreeMap<usize, u64>,
     /// The node's driver sleeps until this time unless woken earlier.
     bell: Option<(u64, Waker)>,
     rung: bool,
@@ -105,10 +107,14 @@ pub struct Fabric {
     pub sent_by: Vec<(u64, u64)>,
     pub rejected: BTreeMap<String, u64>,
     pub ignored: BTreeMap<String, u64>,
+    /// Which nodes are honest, and each time one penalised another: (when, node, sender, why).
+    honest: Vec<bool>,
+    pub honest_penalised: Vec<(u64, usize, usize, &'static str)>,
 }
 
 impl Fabric {
-    pub fn new(seed: u64, nodes: usize, settings: Settings) -> Fabric {
+    pub fn new(seed: u64, settings: Settings, honest: Vec<bool>) -> Fabric {
+        let nodes = honest.len();
         let mut dice = Dice::new(seed, "mesh", 0);
         // A ring keeps the mesh connected; random chords bring the degree to about D.
         let mut links: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); nodes];
@@ -142,6 +148,8 @@ impl Fabric {
             sent_by: vec![(0, 0); nodes],
             rejected: BTreeMap::new(),
             ignored: BTreeMap::new(),
+            honest,
+            honest_penalised: Vec::new(),
             dice: Dice::new(seed, "network", 0),
             settings,
         }
@@ -200,21 +208,50 @@ impl Fabric {
             Verdict::Ignore(why) => *self.ignored.entry(format!("{why:?}")).or_default() += 1,
             Verdict::Reject(why) => {
                 *self.rejected.entry(why.name().to_owned()).or_default() += 1;
-                let peer = &mut self.peers[node];
-                let penalty = peer.penalties.entry(from).or_default();
-                *penalty += 1;
-                if *penalty == PRUNE_AFTER {
-                    peer.pruned.insert(from);
+                if self.honest[node] && self.honest[from] {
+                    self.honest_penalised.push((now, node, from, why.name()));
+                }
+                let was_in_mesh = self.in_mesh(now, node, from);
+                let penalty = self.peers[node].penalties.entry(from).or_default();
+                penalty.record(now);
+                if was_in_mesh && penalty.score(now) < 0.0 {
+                    // A PRUNE: both ends drop the link from their mesh for the backoff.
                     self.traffic.pruned_links += 1;
+                    let until = now + PRUNE_BACKOFF_MS;
+                    self.peers[node].pruned_until.insert(from, until);
+                    self.peers[from].pruned_until.insert(node, until);
                 }
             }
         }
     }
 
+    /// `node`'s score of `peer` at `now`.
+    fn score(&self, now: u64, node: usize, peer: usize) -> f64 {
+        self.peers[node]
+            .penalties
+            .get(&peer)
+            .map_or(0.0, |penalty| penalty.score(now))
+    }
+
+    /// Whether `node` forwards to `peer`: not within a prune's backoff, and not scored below 0.
+    fn in_mesh(&self, now: u64, node: usize, peer: usize) -> bool {
+        self.peers[node]
+            .pruned_until
+            .get(&peer)
+            .is_none_or(|&until| until <= now)
+            && self.score(now, node, peer) >= 0.0
+    }
+
+    /// Forwards a message to the mesh; a node's own message goes to every peer not scored below
+    /// the publish threshold (gossipsub's flood publishing).
     fn send_to_mesh(&mut self, now: u64, from: usize, except: Option<usize>, packet: &Arc<Packet>) {
         for k in 0..self.mesh[from].len() {
             let to = self.mesh[from][k];
-            if Some(to) != except && !self.peers[from].pruned.contains(&to) {
+            let chosen = match except {
+                None => self.score(now, from, to) >= PUBLISH_THRESHOLD,
+                Some(source) => to != source && self.in_mesh(now, from, to),
+            };
+            if chosen {
                 self.send(now, from, to, packet);
             }
         }
@@ -234,8 +271,12 @@ impl Fabric {
             self.traffic.lost += 1;
             return;
         }
-        // A copy the receiver has already seen would be dropped on arrival: skip the work.
-        if !self.up[to] || self.has_seen(to, packet.id) || self.peers[to].pruned.contains(&from) {
+        // A copy the receiver has already seen, or from a peer it graylists, would be dropped on
+        // arrival: skip the work.
+        if !self.up[to]
+            || self.has_seen(to, packet.id)
+            || self.score(now, to, from) < GRAYLIST_THRESHOLD
+        {
             return;
         }
         let copies = if self.dice.chance(self.settings.duplication) {
@@ -329,11 +370,9 @@ impl Fabric {
     }
 }
 
-/// FNV-1a over the bytes, then a mix: deterministic, and cheap next to everything else.
+/// The message id production's gossipsub computes (`protocol::message_id`), its first 8 bytes as
+/// the duplicate caches' key.
 fn content_hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    h ^ (h >> 29)
+    let id = protocol::message_id(bytes);
+    u64::from_be_bytes(id[..8].try_into().expect("8 bytes"))
 }

@@ -1,5 +1,5 @@
-//! What the simulation watches while it runs: a hash over every action every node took (two runs
-//! of one seed must agree on it), the last few of them for a failure's story, and each price's
+//! What the simulation watches while it runs: a hash over every action every node took, with the
+//! bytes it sent, signed and wrote (two runs of one seed must agree on it), the last few of them for a failure's story, and each price's
 //! timeline (published, first at quorum at an honest node).
 
 use std::collections::{BTreeMap, VecDeque};
@@ -44,7 +44,8 @@ pub struct Observer {
 }
 
 impl Observer {
-    fn note(&mut self, step: Step) {
+    /// Records a step; `content` is a fingerprint of its bytes, for the trace hash only.
+    fn note(&mut self, step: Step, content: u64) {
         let id = step.id.map_or(0, |id| id.0 as u64 ^ (id.0 >> 64) as u64);
         for word in [
             step.at,
@@ -52,6 +53,7 @@ impl Observer {
             name_hash(step.what),
             id,
             step.detail,
+            content,
         ] {
             self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
@@ -105,13 +107,18 @@ impl Observer {
             Event::Signed { id, .. } | Event::WriteFinished { id, .. } => Some(*id),
             _ => None,
         };
-        self.note(Step {
+        let content = match event {
+            Event::Signed { signature, .. } => bytes_hash(&signature.0),
+            _ => 0,
+        };
+        let step = Step {
             at,
             node,
             what,
             id,
             detail,
-        });
+        };
+        self.note(step, content);
     }
 
     pub fn action(&mut self, at: u64, node: usize, honest: bool, action: &Action) {
@@ -133,13 +140,14 @@ impl Observer {
             ),
             Action::Report(report) => return self.report(at, node, honest, report),
         };
-        self.note(Step {
+        let step = Step {
             at,
             node,
             what,
             id,
             detail,
-        });
+        };
+        self.note(step, fingerprint(action));
     }
 
     fn report(&mut self, at: u64, node: usize, honest: bool, report: &Report) {
@@ -186,13 +194,36 @@ impl Observer {
             ),
             _ => return,
         };
-        self.note(Step {
+        let step = Step {
             at,
             node,
             what,
             id,
             detail: 0,
-        });
+        };
+        self.note(step, 0);
+    }
+}
+
+/// What an action carries, beyond its kind and id: the bytes sent, signed and written, and the
+/// verdict's reason. Two runs that differ in any of them hash differently.
+fn fingerprint(action: &Action) -> u64 {
+    match action {
+        Action::Sign { digest, .. } => bytes_hash(digest),
+        Action::Broadcast { bytes, .. } => bytes_hash(bytes),
+        Action::Verdict { verdict, .. } => match verdict {
+            protocol::Verdict::Accept => 1,
+            protocol::Verdict::Ignore(why) => 2 << 8 | *why as u64,
+            protocol::Verdict::Reject(why) => 3 << 8 ^ name_hash(why.name()),
+        },
+        Action::Write(price) => {
+            bytes_hash(&price.message.encode())
+                ^ bytes_hash(&price.writer.0).rotate_left(1)
+                ^ bytes_hash(&price.origin.0).rotate_left(2)
+                ^ price.last_signature_at_ms.rotate_left(3)
+        }
+        Action::ReadDatabase { stored_since } => stored_since.map_or(0, |id| id.0 as u64),
+        Action::FetchPrices | Action::Heartbeat | Action::Report(_) => 0,
     }
 }
 
@@ -205,7 +236,12 @@ fn verdict_name(verdict: &protocol::Verdict) -> &'static str {
 }
 
 fn name_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+    bytes_hash(name.as_bytes())
+}
+
+/// FNV-1a: deterministic across runs and builds, and cheap.
+fn bytes_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })
 }

@@ -7,6 +7,7 @@ use std::fmt;
 
 use protocol::{Address, Config, Feed, Keypair, Signers};
 
+use crate::check;
 use crate::dice::Dice;
 
 /// The knobs a person sets; everything else follows from the seed.
@@ -29,11 +30,11 @@ pub enum Profile {
     Network,
     /// Node crashes and restarts, the writer dying between write and acknowledgement.
     Crashes,
-    /// Database outages and lost acknowledgements.
+    /// Database outages, hangs and lost acknowledgements.
     Database,
     /// Byzantine members and misbehaving sources.
     Byzantine,
-    /// Everything above, and clock skew.
+    /// Everything above, and clock skew and steps.
     All,
 }
 
@@ -87,6 +88,17 @@ impl Variant {
     pub fn parse(name: &str) -> Option<Variant> {
         by_name(&Variant::ALL, name)
     }
+
+    /// The invariant this broken build must be caught breaking (none for the correct build): a
+    /// run caught only by some other invariant, a liveness timeout say, does not count.
+    pub fn must_break(self) -> Option<&'static str> {
+        match self {
+            Variant::Correct => None,
+            Variant::QuorumOfOne => Some(check::PROMISED_SIGNERS),
+            Variant::NoPrimaryKey => Some(check::STORED_ONCE),
+            Variant::SignsWithoutVerifying => Some(check::ROWS_AUDITED),
+        }
+    }
 }
 
 impl fmt::Display for Variant {
@@ -129,6 +141,9 @@ pub enum Attack {
     UnknownSigner,
     /// Lists one signer twice.
     DuplicateSigner,
+    /// Sends copies carrying its own valid signature beside a corrupted copy of another signer's:
+    /// nodes that hold the price see one new valid signature, and must still not pass it on.
+    CorruptRelay,
     /// Sends old prices again.
     Replay,
     /// Floods random bytes.
@@ -187,6 +202,15 @@ pub enum Fault {
     },
     DatabaseDown {
         until: u64,
+    },
+    /// Database calls neither take effect nor answer until then; drivers time them out.
+    DatabaseHang {
+        until: u64,
+    },
+    /// A node's wall clock steps by this much (forward or back) while it runs.
+    ClockStep {
+        node: usize,
+        by_ms: i64,
     },
     DelaySpike {
         until: u64,
@@ -347,13 +371,32 @@ impl Scenario {
                 let until = (at + dice.range(5_000, 120_000)).min(fault_end);
                 schedule.push((at, Fault::DatabaseDown { until }));
             }
+            for _ in 0..dice.range(0, 2) {
+                let at = dice.range(0, fault_end);
+                let until = (at + dice.range(5_000, 90_000)).min(fault_end);
+                schedule.push((at, Fault::DatabaseHang { until }));
+            }
+        }
+        if faults.has(Profile::All) {
+            // Within ±30 s, so that with the skew no clock leaves max_skew (60 s) of the others'.
+            for _ in 0..dice.range(0, 3) {
+                let at = dice.range(0, fault_end);
+                let by_ms =
+                    dice.range(2_000, 30_000) as i64 * if dice.chance(0.5) { 1 } else { -1 };
+                let node = dice.below(n);
+                schedule.push((at, Fault::ClockStep { node, by_ms }));
+            }
         }
         schedule.sort_by_key(|(at, _)| *at);
         let calm_from_ms = schedule
             .iter()
             .map(|(at, fault)| match fault {
                 Fault::Crash { down_ms, .. } | Fault::CrashNextWriter { down_ms } => at + down_ms,
-                Fault::DatabaseDown { until } | Fault::DelaySpike { until, .. } => *until,
+                Fault::DatabaseDown { until }
+                | Fault::DatabaseHang { until }
+                | Fault::DelaySpike { until, .. } => *until,
+                // A clock stepped back is caught up with by running at nine tenths of the rate.
+                Fault::ClockStep { by_ms, .. } => at + (*by_ms).min(0).unsigned_abs() * 10,
                 Fault::Partition { .. } | Fault::Heal => *at,
             })
             .max()
@@ -411,6 +454,7 @@ fn byzantine(
         ForgeSigner,
         UnknownSigner,
         DuplicateSigner,
+        CorruptRelay,
         Replay,
         Junk,
         SilentWriter,

@@ -25,6 +25,8 @@ pub struct World {
     pub crash_next_writer: Option<u64>,
     /// (node, down for): nodes that must die now.
     pub kill_requests: Vec<(usize, u64)>,
+    /// Each node's wall clock minus true time: its skew, plus the steps it took.
+    pub wall_offsets: Vec<i64>,
 }
 
 pub struct Shared {
@@ -39,13 +41,18 @@ impl Shared {
     pub fn new(scenario: Scenario, check: Arc<dyn SignatureCheck>) -> Shared {
         let n = scenario.params.nodes;
         let world = World {
-            fabric: Fabric::new(scenario.params.seed, n, scenario.network.clone()),
+            fabric: Fabric::new(
+                scenario.params.seed,
+                scenario.network.clone(),
+                (0..n).map(|node| !scenario.is_byzantine(node)).collect(),
+            ),
             database: Database::new(scenario.database.clone()),
             observer: Observer::default(),
             local: vec![Vec::new(); n],
             incarnations: vec![0; n],
             crash_next_writer: None,
             kill_requests: Vec::new(),
+            wall_offsets: scenario.skew_ms.clone(),
         };
         Shared {
             market: Market::new(

@@ -38,7 +38,8 @@ mod cli {
   --duration D     simulated time: 90s, 30m, 1h (default 30m)
   --faults P       none, network, crashes, database, byzantine, all (default all)
   --variant V      a deliberately broken build: quorum-of-one, no-primary-key,
-                   signs-without-verifying (the run must then FAIL)
+                   signs-without-verifying; the run passes only when it is caught
+                   breaking the invariant that build must break
   --report FILE    also write the reports as JSON
   no arguments     the CI sweep";
 
@@ -156,12 +157,27 @@ mod cli {
         )
     }
 
-    /// Runs and prints; true when every invariant held.
+    /// Runs and prints; true when every invariant held or, for a broken variant, when it was
+    /// caught breaking the invariant it must break.
     fn run_one(params: Params, reports: &mut Vec<simulation::Report>) -> (bool, String) {
         let outcome = simulation::run(params.clone());
         println!("{}\n", outcome.report.summary());
-        let passed = outcome.violations.is_empty();
-        if !passed {
+        let caught: std::collections::BTreeSet<_> =
+            outcome.violations.iter().map(|v| v.invariant).collect();
+        let passed = match params.variant.must_break() {
+            None => caught.is_empty(),
+            Some(expected) => {
+                println!("variant {}: caught by {caught:?}", params.variant);
+                caught.contains(expected)
+            }
+        };
+        if let (false, Some(expected)) = (passed, params.variant.must_break()) {
+            eprintln!(
+                "FAILED: the broken variant {} was not caught breaking \"{expected}\"",
+                params.variant
+            );
+        }
+        if !passed && !outcome.violations.is_empty() {
             eprintln!("FAILED: seed {}", params.seed);
             for violation in outcome.violations.iter().take(10) {
                 eprintln!("  broken: {}: {}", violation.invariant, violation.detail);
@@ -173,6 +189,8 @@ mod cli {
             for line in &outcome.story {
                 eprintln!("    {line}");
             }
+        }
+        if !passed {
             eprintln!("  replay: {}\n", replay(&params));
         }
         let hash = outcome.report.trace_hash.clone();
@@ -195,9 +213,7 @@ mod cli {
                         seed: params.seed + k,
                         ..params.clone()
                     };
-                    let broken = params.variant != Variant::Correct;
-                    let (passed, _) = run_one(params, &mut reports);
-                    if !passed && !broken {
+                    if !run_one(params, &mut reports).0 {
                         failures += 1;
                     }
                 }
@@ -219,7 +235,7 @@ mod cli {
         let mut failed = Vec::new();
         let minutes = 60_000;
 
-        // The checker can fail: each broken build must be caught.
+        // The checker can fail: each broken build must be caught breaking its invariant.
         for variant in [
             Variant::QuorumOfOne,
             Variant::NoPrimaryKey,
@@ -232,15 +248,7 @@ mod cli {
                 faults: Profile::None,
                 variant,
             };
-            let outcome = simulation::run(params.clone());
-            let caught: std::collections::BTreeSet<_> =
-                outcome.violations.iter().map(|v| v.invariant).collect();
-            println!("variant {variant}: caught by {caught:?}");
-            if caught.is_empty() {
-                eprintln!(
-                    "FAILED: the broken variant {variant} was not caught: {}",
-                    replay(&params)
-                );
+            if !run_one(params.clone(), &mut reports).0 {
                 failed.push(replay(&params));
             }
         }

@@ -8,18 +8,30 @@ mod postgres;
 mod record;
 mod sqlite;
 
+use std::future::Future;
 use std::path::Path;
+use std::time::Duration;
 
-use protocol::{Address, Heartbeat, PriceId, StoredPrice, WriteOutcome};
+use protocol::{Address, Config, Heartbeat, PriceId, StoredPrice, WriteOutcome};
 
 pub use postgres::Postgres;
 pub use record::{Record, SignedParts, parse_id};
 pub use sqlite::Sqlite;
 
-pub enum Store {
+/// One database, every call bounded in time: a connection that hangs (a black-holed network, a
+/// locked table) fails the call after the timeout instead of holding the node's work forever.
+pub struct Store {
+    backend: Backend,
+    timeout: Duration,
+}
+
+enum Backend {
     Postgres(Postgres),
     Sqlite(Sqlite),
 }
+
+/// How long a call may take unless [`Store::with_timeout`] says otherwise: the node's default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(Config::DEFAULT_DATABASE_TIMEOUT_MS);
 
 /// Which rows to read: observed in `[since_ms, before_ms)`, of `feed` if given, at most `limit`,
 /// newest first (or oldest first).
@@ -75,7 +87,9 @@ pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("no connection within {0:?}")]
-    Timeout(std::time::Duration),
+    ConnectTimeout(Duration),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
     #[error("row {id}: {what}")]
     Corrupt { id: String, what: String },
     #[error("the SQLite worker stopped: {0}")]
@@ -86,20 +100,46 @@ impl Store {
     /// Connects to PostgreSQL and applies `init.sql` (idempotent). `schema`, if given, is created
     /// and used instead of `public` (tests use one each, to run in parallel).
     pub async fn postgres(url: &str, schema: Option<&str>) -> Result<Store, StoreError> {
-        Ok(Store::Postgres(Postgres::connect(url, schema).await?))
+        let backend = Backend::Postgres(Postgres::connect(url, schema).await?);
+        Ok(Store::new(backend))
     }
 
     /// Opens (creating if needed) an SQLite database file and applies its schema.
     pub async fn sqlite(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store::Sqlite(Sqlite::open(path).await?))
+        Ok(Store::new(Backend::Sqlite(Sqlite::open(path).await?)))
+    }
+
+    fn new(backend: Backend) -> Store {
+        Store {
+            backend,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Bounds every call by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Store {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
     }
 
     /// Upserts this node's heartbeat row, stamped by the database's clock.
     pub async fn heartbeat(&self, node: Address, name: &str) -> Result<(), StoreError> {
-        match self {
-            Store::Postgres(db) => db.heartbeat(node, name).await,
-            Store::Sqlite(db) => db.heartbeat(node, name).await,
-        }
+        self.bounded(async {
+            match &self.backend {
+                Backend::Postgres(db) => db.heartbeat(node, name).await,
+                Backend::Sqlite(db) => db.heartbeat(node, name).await,
+            }
+        })
+        .await
     }
 
     /// Every heartbeat row with its age by the database's clock, and the ids stored from
@@ -108,23 +148,30 @@ impl Store {
         &self,
         stored_since: Option<PriceId>,
     ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), StoreError> {
-        match self {
-            Store::Postgres(db) => db.read(stored_since).await,
-            Store::Sqlite(db) => db.read(stored_since).await,
-        }
+        self.bounded(async {
+            match &self.backend {
+                Backend::Postgres(db) => db.read(stored_since).await,
+                Backend::Sqlite(db) => db.read(stored_since).await,
+            }
+        })
+        .await
     }
 
-    /// Inserts the price unless its id is stored already. An error means nothing was stored.
+    /// Inserts the price unless its id is stored already. After an error the price may or may not
+    /// be stored (a timeout says nothing of the database's side); trying again is harmless.
     pub async fn insert(
         &self,
         price: &StoredPrice,
         quorum: usize,
     ) -> Result<WriteOutcome, StoreError> {
         let record = Record::of(price, quorum);
-        match self {
-            Store::Postgres(db) => db.insert(record).await,
-            Store::Sqlite(db) => db.insert(record).await,
-        }
+        self.bounded(async {
+            match &self.backend {
+                Backend::Postgres(db) => db.insert(record).await,
+                Backend::Sqlite(db) => db.insert(record).await,
+            }
+        })
+        .await
     }
 
     /// Stored rows as they are, unparsed: the one `id`, or those `query` selects.
@@ -133,19 +180,19 @@ impl Store {
         query: &Query,
         id: Option<PriceId>,
     ) -> Result<Vec<Record>, StoreError> {
-        Ok(match (self, id) {
-            (Store::Postgres(db), Some(id)) => db.get(id).await?.into_iter().collect(),
-            (Store::Sqlite(db), Some(id)) => db.get(id).await?.into_iter().collect(),
-            (Store::Postgres(db), None) => db.records(query).await?,
-            (Store::Sqlite(db), None) => db.records(query).await?,
+        self.bounded(async {
+            Ok(match (&self.backend, id) {
+                (Backend::Postgres(db), Some(id)) => db.get(id).await?.into_iter().collect(),
+                (Backend::Sqlite(db), Some(id)) => db.get(id).await?.into_iter().collect(),
+                (Backend::Postgres(db), None) => db.records(query).await?,
+                (Backend::Sqlite(db), None) => db.records(query).await?,
+            })
         })
+        .await
     }
 
     pub async fn get(&self, id: PriceId) -> Result<Option<Row>, StoreError> {
-        let found = match self {
-            Store::Postgres(db) => db.get(id).await?,
-            Store::Sqlite(db) => db.get(id).await?,
-        };
-        found.map(Record::into_row).transpose()
+        let found = self.records(&Query::default(), Some(id)).await?;
+        found.into_iter().next().map(Record::into_row).transpose()
     }
 }

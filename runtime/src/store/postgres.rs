@@ -57,7 +57,7 @@ impl Postgres {
         let connecting = tokio_postgres::connect(&self.url, NoTls);
         let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
             .await
-            .map_err(|_| StoreError::Timeout(CONNECT_TIMEOUT))??;
+            .map_err(|_| StoreError::ConnectTimeout(CONNECT_TIMEOUT))??;
         tokio::spawn(async move {
             // A lost connection shows as a closed client on the next call.
             let _ = connection.await;
