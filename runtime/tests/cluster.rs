@@ -3,14 +3,14 @@
 //! with the bootstrap node stopped, the other three, found through Kademlia, still store new prices; with the database connection
 //! cut and restored, what reached quorum meanwhile is stored.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
-use protocol::{Address, Config, Feed, Keypair, PriceId, Signers};
+use common::{Proxy, database_url, exchanges, fast_config, free_port};
+use protocol::{Address, Config, Keypair, PriceId};
 use runtime::driver::{self, Settings};
 use runtime::sources::{Exchange, Source, Sources};
 use runtime::store::Store;
@@ -24,58 +24,6 @@ fn keys() -> Vec<Keypair> {
             Keypair::from_secret(&secret).unwrap()
         })
         .collect()
-}
-
-/// The production rules with every period shortened so a test sees many prices.
-fn config(keys: &[Keypair]) -> Config {
-    let list = keys.iter().map(Keypair::address).collect();
-    let mut c = Config::new(
-        "clustertest",
-        Feed::new("ETH/USD").unwrap(),
-        Signers::Allowlist(list),
-    );
-    c.price_interval_ms = 4_000;
-    c.cosign_step_ms = 1_000;
-    c.write_delay_ms = 1_000;
-    c.heartbeat_interval_ms = 500;
-    c.heartbeat_stale_ms = 2_000;
-    c.writer_term_ms = 5_000;
-    c.retransmit_after_ms = 3_000;
-    c.min_peers = 2;
-    c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn exchanges() -> String {
-    let router = Router::new()
-        .route(
-            "/v2/exchange-rates",
-            get(|| async { r#"{"data":{"rates":{"USD":"3012.4517"}}}"# }),
-        )
-        .route(
-            "/api/v3/simple/price",
-            get(|| async { r#"{"ethereum":{"usd":3012.46}}"# }),
-        )
-        .route(
-            "/0/public/Ticker",
-            get(|| async { r#"{"error":[],"result":{"XETHZUSD":{"c":["3012.44","1"]}}}"# }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    format!("http://{address}")
-}
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 #[derive(Debug)]
@@ -211,7 +159,7 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_store_each_price_once_then_three_carry_on() {
     let keys = keys();
-    let config = config(&keys);
+    let config = fast_config("clustertest", &keys);
     let mut cluster = Cluster::start(&keys, &config).await;
 
     // Every node's prices get stored: each origin at least once.
@@ -282,6 +230,10 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Connected and subscribed, the outsider still does not count as one of node 0's peers: only
+    // members do, so outsiders cannot make an isolated node believe it is connected.
+    let health = get("/health").await.unwrap().text().await.unwrap();
+    assert!(health.contains("\"peers\":3"), "{health}");
     junk.abort();
 
     // Node 0, the only bootstrap address, stops; the other three, having found each other through
@@ -322,76 +274,6 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
 
 /// A TCP proxy on loopback in front of PostgreSQL. `cut` closes every connection and refuses new
 /// ones until `restore`.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Proxy {
-    async fn start() -> Proxy {
-        let target: tokio_postgres::Config = database_url().parse().unwrap();
-        let host = match &target.get_hosts()[0] {
-            tokio_postgres::config::Host::Tcp(host) => host.clone(),
-            other => panic!("the cluster test needs a TCP database URL, not {other:?}"),
-        };
-        let server = format!(
-            "{host}:{}",
-            target.get_ports().first().copied().unwrap_or(5432)
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Proxy {
-            port: listener.local_addr().unwrap().port(),
-            up: Arc::new(AtomicBool::new(true)),
-            connections: Arc::new(Mutex::new(Vec::new())),
-        };
-        let (up, connections) = (proxy.up.clone(), proxy.connections.clone());
-        tokio::spawn(async move {
-            loop {
-                let (mut client, _) = listener.accept().await.unwrap();
-                if !up.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let server = server.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut server) = tokio::net::TcpStream::connect(server).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                connections.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        proxy
-    }
-
-    fn url(&self) -> String {
-        let target: tokio_postgres::Config = database_url().parse().unwrap();
-        let user = target.get_user().unwrap_or("postgres");
-        let database = target.get_dbname().unwrap_or(user);
-        let password = target
-            .get_password()
-            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-            .unwrap_or_default();
-        format!(
-            "postgres://{user}{password}@127.0.0.1:{}/{database}",
-            self.port
-        )
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        self.connections
-            .lock()
-            .unwrap()
-            .drain(..)
-            .for_each(|c| c.abort());
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
 /// A libp2p peer that joins through `entry` and publishes junk on the oracle's topic until aborted.
 async fn spam(entry: &libp2p::Multiaddr, config: &Config) -> tokio::task::JoinHandle<()> {
     use futures_util::StreamExt;

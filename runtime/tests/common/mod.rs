@@ -1,8 +1,11 @@
-//! Fixtures shared by the runtime's tests: keys, a deployment, signed prices, fresh stores.
+//! Fixtures shared by the runtime's tests: keys, deployments, signed prices, fresh stores, a
+//! database proxy to cut or freeze, and exchange-shaped prices from loopback.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use protocol::{
     Address, Config, Feed, Keypair, Message, Price, PriceBody, PriceId, Signers, StoredPrice,
@@ -98,4 +101,163 @@ pub async fn fresh_sqlite(test: &str) -> Store {
 /// An id no test stores.
 pub fn unused_id() -> PriceId {
     PriceId::mint(T0 - 1, 7, keys()[3].address())
+}
+
+/// A TCP proxy in front of the test's PostgreSQL that a test can cut (connections closed, new
+/// ones refused) or freeze (connections stay open and nothing more passes: a black-holed network).
+pub struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    pub async fn start() -> Proxy {
+        let target: tokio_postgres::Config = database_url().parse().unwrap();
+        let host = match &target.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("the proxy needs a TCP database URL, not {other:?}"),
+        };
+        let server = format!(
+            "{host}:{}",
+            target.get_ports().first().copied().unwrap_or(5432)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Proxy {
+            port: listener.local_addr().unwrap().port(),
+            up: Arc::new(AtomicBool::new(true)),
+            frozen: Arc::new(AtomicBool::new(false)),
+            connections: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (up, frozen) = (proxy.up.clone(), proxy.frozen.clone());
+        let connections = proxy.connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                if !up.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let (server, frozen) = (server.clone(), frozen.clone());
+                let task = tokio::spawn(async move {
+                    if let Ok(server) = tokio::net::TcpStream::connect(server).await {
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        tokio::join!(
+                            pump(client_read, server_write, frozen.clone()),
+                            pump(server_read, client_write, frozen),
+                        );
+                    }
+                });
+                connections.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    /// The database URL through this proxy.
+    pub fn url(&self) -> String {
+        let target: tokio_postgres::Config = database_url().parse().unwrap();
+        let user = target.get_user().unwrap_or("postgres");
+        let database = target.get_dbname().unwrap_or(user);
+        let password = target
+            .get_password()
+            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        format!(
+            "postgres://{user}{password}@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.connections
+            .lock()
+            .unwrap()
+            .drain(..)
+            .for_each(|c| c.abort());
+    }
+
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    pub fn restore(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies one direction of a connection; once frozen, holds it open and passes nothing on.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if frozen.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                if to.write_all(&buffer[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The production rules with every period shortened, so that a test of running nodes sees many
+/// prices within seconds.
+pub fn fast_config(network: &str, keys: &[Keypair]) -> Config {
+    let list = keys.iter().map(Keypair::address).collect();
+    let mut c = Config::new(
+        network,
+        Feed::new("ETH/USD").unwrap(),
+        Signers::Allowlist(list),
+    );
+    c.price_interval_ms = 4_000;
+    c.cosign_step_ms = 1_000;
+    c.write_delay_ms = 1_000;
+    c.heartbeat_interval_ms = 500;
+    c.heartbeat_stale_ms = 2_000;
+    c.writer_term_ms = 5_000;
+    c.retransmit_after_ms = 3_000;
+    c.min_peers = 2;
+    c
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A loopback HTTP server answering like the three exchanges (median 3012.4517); its base URL.
+pub async fn exchanges() -> String {
+    use axum::routing::get;
+    let router = axum::Router::new()
+        .route(
+            "/v2/exchange-rates",
+            get(|| async { r#"{"data":{"rates":{"USD":"3012.4517"}}}"# }),
+        )
+        .route(
+            "/api/v3/simple/price",
+            get(|| async { r#"{"ethereum":{"usd":3012.46}}"# }),
+        )
+        .route(
+            "/0/public/Ticker",
+            get(|| async { r#"{"error":[],"result":{"XETHZUSD":{"c":["3012.44","1"]}}}"# }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{address}")
 }
