@@ -54,6 +54,11 @@ pub struct Config {
     pub heartbeat_stale_ms: u64,
     /// The writer is chosen anew each term.
     pub writer_term_ms: u64,
+    /// Nodes next in the term's order that write a ready price not seen stored, the k-th
+    /// `k × backup_step_ms` after it was due: a writer that died or lies silent delays a price by
+    /// one step, not a term. The primary key makes an overlap harmless.
+    pub backup_writers: usize,
+    pub backup_step_ms: u64,
     /// First wait before a failed write is retried (doubling, up to 32 times this).
     pub write_retry_ms: u64,
     /// How long a driver waits for any database call before it reports the call failed. A write
@@ -96,6 +101,8 @@ impl Config {
             heartbeat_interval_ms: 5_000,
             heartbeat_stale_ms: 15_000,
             writer_term_ms: 60_000,
+            backup_writers: 2,
+            backup_step_ms: 10_000,
             write_retry_ms: 1_000,
             database_timeout_ms: Config::DEFAULT_DATABASE_TIMEOUT_MS,
             retransmit_after_ms: 60_000,
@@ -145,6 +152,7 @@ impl Config {
             ("reference_max_age", self.reference_max_age_ms),
             ("heartbeat_interval", self.heartbeat_interval_ms),
             ("writer_term", self.writer_term_ms),
+            ("backup_step", self.backup_step_ms),
             ("write_retry", self.write_retry_ms),
             ("database_timeout", self.database_timeout_ms),
             ("retransmit_after", self.retransmit_after_ms),

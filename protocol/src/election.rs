@@ -1,29 +1,33 @@
-//! Which node writes: among fresh heartbeats, the highest score for the current term. Every node
-//! that reads the same rows names the same writer, and the writer rotates every term. A stale
-//! heartbeat never wins.
+//! Which node writes: among fresh heartbeats, the highest score for the current term; the next
+//! highest are its backups, in order. Every node that reads the same rows names the same order,
+//! and it changes every term. A stale heartbeat never ranks.
 //!
 //! Each node reads every row each heartbeat, so the table is scanned n times per interval by n
 //! nodes: the score is a few arithmetic operations per row (one hash per term, then a mix of the
-//! address), and the allowlist is consulted only for a row that would win.
+//! address), and the allowlist is consulted only for rows ranked ahead of the reader.
 
 use crate::crypto::{Address, keccak256};
 use crate::io::Heartbeat;
 
-pub(crate) fn writer(
+/// `me`'s place in the term's order of writers among the fresh, eligible rows: 0 writes, 1 is the
+/// first backup, and so on. `None` when `me` has no fresh row.
+pub(crate) fn rank(
     rows: &[Heartbeat],
     stale_ms: u64,
     term: u64,
+    me: Address,
     eligible: impl Fn(Address) -> bool,
-) -> Option<Address> {
+) -> Option<usize> {
+    let fresh = |row: &&Heartbeat| row.age_ms <= stale_ms;
+    rows.iter().filter(fresh).find(|row| row.node == me)?;
     let key = term_key(term);
-    let mut best: Option<(u64, Address)> = None;
-    for row in rows.iter().filter(|row| row.age_ms <= stale_ms) {
-        let candidate = (score(key, row.node), row.node);
-        if best.is_none_or(|b| candidate > b) && eligible(row.node) {
-            best = Some(candidate);
-        }
-    }
-    best.map(|(_, node)| node)
+    let mine = (score(key, me), me);
+    let ahead = rows
+        .iter()
+        .filter(fresh)
+        .filter(|row| (score(key, row.node), row.node) > mine && eligible(row.node))
+        .count();
+    Some(ahead)
 }
 
 /// The first 8 bytes of keccak256 of the term, big-endian.
@@ -56,19 +60,38 @@ mod tests {
             .collect()
     }
 
+    /// The writer of a term: the node ranked 0.
+    fn writer(
+        rows: &[Heartbeat],
+        term: u64,
+        eligible: impl Fn(Address) -> bool,
+    ) -> Option<Address> {
+        rows.iter()
+            .map(|row| row.node)
+            .find(|&node| eligible(node) && rank(rows, 15_000, term, node, &eligible) == Some(0))
+    }
+
     #[test]
     fn stale_rows_never_win_and_the_writer_rotates() {
         let fresh = rows(&[0, 0, 0, 0]);
         let mut writers = std::collections::BTreeSet::new();
         for term in 0..40 {
-            let w = writer(&fresh, 15_000, term, |_| true).unwrap();
+            let w = writer(&fresh, term, |_| true).unwrap();
             writers.insert(w);
             let mut with_stale = fresh.clone();
             with_stale.iter_mut().find(|r| r.node == w).unwrap().age_ms = 15_001;
-            assert_ne!(writer(&with_stale, 15_000, term, |_| true), Some(w));
-            assert_ne!(writer(&fresh, 15_000, term, |a| a != w), Some(w));
+            assert_ne!(writer(&with_stale, term, |_| true), Some(w));
+            assert_eq!(rank(&with_stale, 15_000, term, w, |_| true), None);
+            assert_ne!(writer(&fresh, term, |a| a != w), Some(w));
+            // Every fresh node has its own place in the order.
+            let mut ranks: Vec<_> = fresh
+                .iter()
+                .map(|r| rank(&fresh, 15_000, term, r.node, |_| true).unwrap())
+                .collect();
+            ranks.sort_unstable();
+            assert_eq!(ranks, [0, 1, 2, 3]);
         }
         assert_eq!(writers.len(), 4, "every node takes a turn");
-        assert_eq!(writer(&rows(&[20_000]), 15_000, 0, |_| true), None);
+        assert_eq!(writer(&rows(&[20_000]), 0, |_| true), None);
     }
 }

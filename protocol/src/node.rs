@@ -43,8 +43,9 @@ pub struct Node {
     awaiting_reference: BTreeSet<PriceId>,
     sequence: u16,
     peers: usize,
-    /// This node is the writer until then, unless a database read says otherwise first.
-    writer_until: Option<u64>,
+    /// This node's place in the writers' order (0 writes, then the backups) and until when it
+    /// holds it, unless a database read says otherwise first.
+    lease: Option<Lease>,
     pub(crate) counters: Counters,
 }
 
@@ -64,6 +65,15 @@ pub(crate) struct Entry {
     pub wave: Option<Option<usize>>,
     pub retransmits: u32,
     pub write_failures: u32,
+    /// After a failed write, not written again before this.
+    pub retry_at: u64,
+}
+
+/// A place in the order of writers, held until a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Lease {
+    rank: usize,
+    until: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +113,7 @@ impl Node {
             publish_pending: false,
             awaiting_reference: BTreeSet::new(),
             peers: 0,
-            writer_until: None,
+            lease: None,
             counters: Counters::default(),
             config,
         };
@@ -138,7 +148,7 @@ impl Node {
             }
             Event::Signed { id, signature } => self.on_signed(id, signature),
             Event::DatabaseRead { heartbeats, stored } => self.on_database(&heartbeats, &stored),
-            Event::DatabaseUnreachable => self.set_writer(None),
+            Event::DatabaseUnreachable => self.set_lease(None),
             Event::WriteFinished { id, outcome } => self.on_write_finished(id, outcome),
             Event::PeersChanged { count } => self.on_peers(count),
         }
@@ -169,8 +179,16 @@ impl Node {
         &self.counters
     }
 
+    /// This node is the term's writer (not one of its backups).
     pub fn is_writer(&self) -> bool {
-        self.writer_until.is_some_and(|until| self.now < until)
+        self.writing_rank() == Some(0)
+    }
+
+    /// This node's place in the order of writers, while its lease holds.
+    fn writing_rank(&self) -> Option<usize> {
+        self.lease
+            .filter(|lease| self.now < lease.until)
+            .map(|lease| lease.rank)
     }
 
     /// Prices held in memory (collecting or waiting to be stored), ids remembered as stored, timers.
@@ -312,6 +330,7 @@ impl Node {
             wave: None,
             retransmits: 0,
             write_failures: 0,
+            retry_at: 0,
         };
         self.prices.insert(body.id, entry);
         let unready_until = body.observed_at_ms + self.config.max_age_ms + self.config.max_skew_ms;
@@ -376,6 +395,16 @@ impl Node {
         };
         self.add_signatures(id, [(self.me, signature)]);
         self.broadcast(id, why);
+        // Still short of quorum: if the pieces never meet (lost, or at nodes that are not its
+        // signers), what this node holds goes out again.
+        if self
+            .prices
+            .get(&id)
+            .is_some_and(|e| e.phase == Phase::Collecting)
+        {
+            let at = self.now + self.config.retransmit_after_ms;
+            self.timers.set(Timer::Retransmit(id), at);
+        }
     }
 
     /// Merges verified signatures; returns how many were new. Moves the price to ready at quorum.
@@ -472,8 +501,8 @@ impl Node {
             .now
             .saturating_sub(self.config.ready_ttl_ms + self.config.max_skew_ms);
         self.stored = self.stored.split_off(&PriceId::first_at(horizon));
-        if self.writer_until.is_some() && !self.is_writer() {
-            self.set_writer(None);
+        if self.lease.is_some() && self.writing_rank().is_none() {
+            self.set_lease(None);
         }
     }
 
@@ -483,33 +512,40 @@ impl Node {
         }
         let term = self.now / self.config.writer_term_ms;
         let stale = self.config.heartbeat_stale_ms;
-        let elected = election::writer(heartbeats, stale, term, |a| self.config.allows(a));
-        let until = heartbeats
+        let lease = heartbeats
             .iter()
-            .find(|row| row.node == self.me && elected == Some(self.me))
-            .map(|row| self.now + stale - row.age_ms);
-        self.set_writer(until);
+            .find(|row| row.node == self.me && row.age_ms <= stale)
+            .and_then(|row| {
+                let rank =
+                    election::rank(heartbeats, stale, term, self.me, |a| self.config.allows(a))?;
+                (rank <= self.config.backup_writers).then_some(Lease {
+                    rank,
+                    until: self.now + stale - row.age_ms,
+                })
+            });
+        self.set_lease(lease);
     }
 
-    fn set_writer(&mut self, until: Option<u64>) {
-        let was = self.writer_until.is_some();
-        self.writer_until = until;
-        if was != until.is_some() {
-            self.report(Report::WriterChanged {
-                writer: until.is_some(),
-            });
+    fn set_lease(&mut self, lease: Option<Lease>) {
+        let (was, rank_was) = (self.is_writer(), self.writing_rank());
+        self.lease = lease;
+        let is = self.is_writer();
+        if was != is {
+            self.report(Report::WriterChanged { writer: is });
         }
-        // A new writer takes over every price already due; after that, each price's own timer
-        // (write delay, or a failed write's backoff) says when.
-        if !was && until.is_some() {
-            let due: Vec<PriceId> = self
+        // A node taking a place in the order looks at every ready price: it writes those due for
+        // its place and sets each other's timer to when it will be; after that, each price's own
+        // timer (its due time, or a failed write's backoff) says when.
+        if let Some(rank) = self.writing_rank()
+            && rank_was != Some(rank)
+        {
+            let ready: Vec<PriceId> = self
                 .prices
                 .iter()
                 .filter(|(_, e)| e.phase == Phase::Ready)
-                .filter(|(_, e)| e.last_signature_at + self.config.write_delay_ms <= self.now)
                 .map(|(&id, _)| id)
                 .collect();
-            due.into_iter().for_each(|id| self.write_if_due(id));
+            ready.into_iter().for_each(|id| self.write_if_due(id));
         }
     }
 
@@ -523,14 +559,26 @@ impl Node {
         }
     }
 
+    /// Writes a ready price due for this node's place in the order of writers: the writer
+    /// `write_delay` after its last new signature, the k-th backup `k × backup_step` later (by then
+    /// it would have read it stored, had the writer written it), never before a failed write's
+    /// backoff. A price not due yet has its timer set to when it will be.
     fn write_if_due(&mut self, id: PriceId) {
-        if !self.is_writer() {
+        let Some(rank) = self.writing_rank() else {
             return;
-        }
+        };
         let Some(entry) = self.prices.get_mut(&id) else {
             return;
         };
         if entry.phase != Phase::Ready {
+            return;
+        }
+        let due = (entry.last_signature_at
+            + self.config.write_delay_ms
+            + rank as u64 * self.config.backup_step_ms)
+            .max(entry.retry_at);
+        if self.now < due {
+            self.timers.set(Timer::Write(id), due);
             return;
         }
         entry.phase = Phase::Writing;
@@ -584,7 +632,8 @@ impl Node {
         entry.write_failures += 1;
         self.counters.write_failures += 1;
         let backoff = self.config.write_retry_ms << (entry.write_failures - 1).min(5);
-        self.timers.set(Timer::Write(id), self.now + backoff);
+        entry.retry_at = self.now + backoff;
+        self.timers.set(Timer::Write(id), entry.retry_at);
     }
 
     /// The price is in the database: forget it, remembering only its id.
@@ -611,11 +660,18 @@ impl Node {
         Some(entry)
     }
 
+    /// Sends a price this node signed again: a ready one not seen stored, or one still short of
+    /// quorum while it may still be co-signed. At most `max_retransmits` times, doubling the wait.
     fn retransmit(&mut self, id: PriceId) {
         let Some(entry) = self.prices.get_mut(&id) else {
             return;
         };
-        if entry.phase != Phase::Ready || entry.retransmits >= self.config.max_retransmits {
+        let useful = match entry.phase {
+            Phase::Ready => true,
+            Phase::Collecting => self.now <= entry.body.observed_at_ms + self.config.max_age_ms,
+            Phase::Writing => false,
+        };
+        if !useful || entry.retransmits >= self.config.max_retransmits {
             return;
         }
         entry.retransmits += 1;

@@ -784,6 +784,38 @@ fn the_writer_writes_each_ready_price_once_and_retries_failures() {
 }
 
 #[test]
+fn backups_write_a_ready_price_not_seen_stored_one_step_apart() {
+    let keys = keys(4);
+    // In each term keys[3] has some place in the order; find when it writes a ready price nobody
+    // stored: the writer when due, the first backup a step later, the second two steps later.
+    let mut delays = std::collections::BTreeSet::new();
+    for term in 0..12u64 {
+        let mut node = observing_node(&keys, 3);
+        let now = READY + term * 60_000;
+        keep_lease(&mut node, &keys, [now].into_iter());
+        let b = body(&keys[0], now, PRICE + 10_000_000_000); // out of band: it will not sign
+        let ready = signed(node.network_id(), b, &[&keys[0], &keys[1], &keys[2]]);
+        step(&mut node, now, gossip(ready.encode()));
+        let due = now + node.config().write_delay_ms;
+        for t in (now..due + 40_000).step_by(1_000) {
+            if t % 5_000 == 0 {
+                keep_lease(&mut node, &keys, [t].into_iter());
+            }
+            if !writes(step(&mut node, t, Event::TimerDue)).is_empty() {
+                delays.insert(t - due);
+                break;
+            }
+        }
+    }
+    let step_ms = config(&keys).backup_step_ms;
+    assert_eq!(
+        delays.into_iter().collect::<Vec<_>>(),
+        [0, step_ms, 2 * step_ms],
+        "the writer, then each backup a step later; the last of the 4 never writes"
+    );
+}
+
+#[test]
 fn a_write_the_database_never_answers_is_retried() {
     let keys = keys(4);
     let (mut node, row, write_at) = writer_with_a_ready_price(&keys);
@@ -967,6 +999,47 @@ fn a_signer_retransmits_a_ready_price_until_it_is_seen_stored() {
         []
     );
     assert_eq!(node.counters().retransmits, 2);
+}
+
+#[test]
+fn a_signer_resends_a_price_still_short_of_quorum_while_it_may_be_cosigned() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 1);
+    let net = node.network_id();
+    let b = body(&keys[0], READY, PRICE);
+    step(
+        &mut node,
+        READY,
+        gossip(signed(net, b, &[&keys[0]]).encode()),
+    );
+    let signature = keys[1].sign(&b.digest(&net));
+    let signed = step(
+        &mut node,
+        READY,
+        Event::Signed {
+            id: b.id,
+            signature,
+        },
+    );
+    assert_eq!(broadcasts(&signed), [Broadcast::CoSign]);
+    // The co-signature may have reached nobody who holds the others' pieces: what this node holds
+    // goes out again after retransmit_after, doubling, while the price may still be co-signed.
+    let mut sent = Vec::new();
+    for now in (READY..READY + 300_000).step_by(1_000) {
+        let actions = step(&mut node, now, Event::TimerDue);
+        sent.extend(
+            broadcasts(&actions)
+                .into_iter()
+                .map(|why| (now - READY, why)),
+        );
+    }
+    assert_eq!(
+        sent,
+        [
+            (60_000, Broadcast::Retransmit),
+            (180_000, Broadcast::Retransmit)
+        ]
+    );
 }
 
 #[test]

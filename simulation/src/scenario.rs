@@ -378,12 +378,16 @@ impl Scenario {
             }
         }
         if faults.has(Profile::All) {
-            // Within ±30 s, so that with the skew no clock leaves max_skew (60 s) of the others'.
-            for _ in 0..dice.range(0, 3) {
-                let at = dice.range(0, fault_end);
-                let by_ms =
-                    dice.range(2_000, 30_000) as i64 * if dice.chance(0.5) { 1 } else { -1 };
-                let node = dice.below(n);
+            // Each step leaves the node's clock within ±20 s of the truth, its skew aside (±5 s),
+            // so that no two honest clocks are max_skew (60 s) apart.
+            let mut stepped = vec![0i64; n];
+            let mut steps: Vec<(u64, usize)> = (0..dice.range(0, 3))
+                .map(|_| (dice.range(0, fault_end), dice.below(n)))
+                .collect();
+            steps.sort_unstable();
+            for (at, node) in steps {
+                let to = dice.range(2_000, 20_000) as i64 * if dice.chance(0.5) { 1 } else { -1 };
+                let by_ms = to - std::mem::replace(&mut stepped[node], to);
                 schedule.push((at, Fault::ClockStep { node, by_ms }));
             }
         }
