@@ -32,6 +32,21 @@ CREATE TABLE IF NOT EXISTS prices (
 
 CREATE INDEX IF NOT EXISTS prices_feed_observed ON prices (feed, observed_at_ms DESC);
 
+-- Every signature entry well formed: an object with a 0x address and a 65-byte 0x signature. A
+-- member holding the database's credentials could otherwise park '[{},{},{}]' under an honest id
+-- before its writer. Added apart from the table so that databases made before it get it too (NOT
+-- VALID: only new rows are checked; `runtime verify` audits old ones).
+DO $$
+BEGIN
+    ALTER TABLE prices ADD CONSTRAINT prices_signature_entries CHECK (NOT jsonb_path_exists(
+        signatures,
+        '$[*] ? (!(@.signer.type() == "string" && @.signer like_regex "^0x[0-9a-f]{40}$"
+                  && @.signature.type() == "string" && @.signature like_regex "^0x[0-9a-f]{130}$"))'
+    )) NOT VALID;
+EXCEPTION WHEN duplicate_object THEN
+    NULL;
+END $$;
+
 -- One row per node, upserted every heartbeat interval. The writer is elected from fresh rows.
 CREATE TABLE IF NOT EXISTS heartbeats (
     node     text        PRIMARY KEY CHECK (node ~ '^0x[0-9a-f]{40}$'),

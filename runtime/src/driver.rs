@@ -22,6 +22,7 @@ use crate::http::{self, Health, Kind, Metrics, SourceLabel};
 use crate::network::{self, Behaviour, BehaviourEvent, NetworkError};
 use crate::sources::Sources;
 use crate::store::Store;
+use crate::verify;
 
 /// How often a node short of peers dials its bootstrap addresses again.
 const REDIAL_EVERY: Duration = Duration::from_secs(5);
@@ -278,30 +279,12 @@ impl Driver {
             }
             Action::Write(price) => {
                 let (store, events) = (self.store.clone(), self.events.clone());
-                let quorum = self.settings.config.quorum;
+                let config = self.settings.config.clone();
                 let name = self.settings.name.clone();
+                let (metrics, health) = (self.metrics.clone(), self.health.clone());
                 self.writes.spawn(async move {
                     let id = price.message.body.id;
-                    let outcome = match store.insert(&price, quorum).await {
-                        Ok(WriteOutcome::Inserted) => {
-                            let body = price.message.body;
-                            let signers: Vec<String> =
-                                price.signatures().keys().map(|s| s.to_string()).collect();
-                            tracing::info!(
-                                %name,
-                                %id,
-                                price = %body.price.display(body.decimals),
-                                signers = %signers.join(","),
-                                "stored"
-                            );
-                            WriteOutcome::Inserted
-                        }
-                        Ok(outcome) => outcome,
-                        Err(error) => {
-                            tracing::warn!(%name, %id, %error, "write failed; it will be retried");
-                            WriteOutcome::Failed
-                        }
-                    };
+                    let outcome = write(&store, &price, &config, &name, &metrics, &health).await;
                     let _ = events.send(Event::WriteFinished { id, outcome });
                 });
             }
@@ -433,6 +416,61 @@ impl Driver {
             Report::Expired { id, reached_quorum } => {
                 tracing::warn!(%name, %id, reached_quorum, "expired unstored")
             }
+        }
+    }
+}
+
+/// Stores a ready price as the node's writer does. When the id is already stored, the row found is
+/// read back and audited: honest writers store only audited rows, so one that fails was written
+/// by somebody else holding the database's credentials, and is logged, counted and shown by
+/// `/health`.
+pub async fn write(
+    store: &Store,
+    price: &protocol::StoredPrice,
+    config: &Config,
+    name: &str,
+    metrics: &Metrics,
+    health: &Mutex<Health>,
+) -> WriteOutcome {
+    let id = price.message.body.id;
+    match store.insert(price, config.quorum).await {
+        Ok(WriteOutcome::Inserted) => {
+            let body = price.message.body;
+            let signers: Vec<String> = price.signatures().keys().map(|s| s.to_string()).collect();
+            tracing::info!(
+                %name,
+                %id,
+                price = %body.price.display(body.decimals),
+                signers = %signers.join(","),
+                "stored"
+            );
+            WriteOutcome::Inserted
+        }
+        Ok(WriteOutcome::AlreadyPresent) => {
+            match verify::verify(store, config, 0, Some(id)).await {
+                Ok(summary) => {
+                    for failure in summary.failures {
+                        tracing::error!(
+                            %name,
+                            %id,
+                            reason = %failure.reason,
+                            "the row stored under this id fails its audit: written by someone \
+                             holding the database's credentials, not by the protocol"
+                        );
+                        metrics.stored_rows_failing_audit.inc();
+                        if let Ok(mut health) = health.lock() {
+                            health.stored_rows_failing_audit.push(failure.id);
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%name, %id, %error, "cannot read a stored row back"),
+            }
+            WriteOutcome::AlreadyPresent
+        }
+        Ok(WriteOutcome::Failed) => WriteOutcome::Failed,
+        Err(error) => {
+            tracing::warn!(%name, %id, %error, "write failed; it will be retried");
+            WriteOutcome::Failed
         }
     }
 }

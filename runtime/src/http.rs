@@ -40,6 +40,7 @@ pub struct Metrics {
     pub cosigned: Counter,
     pub stored: Counter,
     pub duplicate_inserts_avoided: Counter,
+    pub stored_rows_failing_audit: Counter,
     pub invalid_messages: Family<Kind, Counter>,
     pub source_failures: Family<SourceLabel, Counter>,
     pub peers: Gauge,
@@ -60,6 +61,7 @@ impl Default for Metrics {
             cosigned: Counter::default(),
             stored: Counter::default(),
             duplicate_inserts_avoided: Counter::default(),
+            stored_rows_failing_audit: Counter::default(),
             invalid_messages: Family::default(),
             source_failures: Family::default(),
             peers: Gauge::default(),
@@ -84,6 +86,12 @@ impl Default for Metrics {
             "duplicate_inserts_avoided",
             "Writes that found the price already stored",
             m.duplicate_inserts_avoided.clone(),
+        );
+        registry.register(
+            "stored_rows_failing_audit",
+            "Rows found under an id this node went to write that fail the audit: written by \
+             someone holding the database's credentials, not by the protocol",
+            m.stored_rows_failing_audit.clone(),
         );
         registry.register(
             "invalid_messages",
@@ -131,6 +139,8 @@ pub struct Health {
     /// The wall clock minus the node's clock (see `protocol::Clock`): non-zero while the node
     /// catches up with a wall clock stepped back.
     pub clock_offset_ms: i64,
+    /// Ids this node went to write and found stored under a row that fails the audit.
+    pub stored_rows_failing_audit: Vec<String>,
     pub writer: bool,
     pub last_stored: Option<LastStored>,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{T0, config, keys, price};
 use protocol::{Price, PriceId, WriteOutcome};
-use runtime::store::Store;
+use runtime::store::{Record, Store};
 
 async fn inserts_each_id_once(store: Store) {
     let keys = keys();
@@ -45,6 +45,71 @@ async fn refuses_a_row_below_its_quorum(store: Store) {
     let short = price(&keys, T0, 1, 2);
     assert!(store.insert(&short, 3).await.is_err());
     assert_eq!(store.get(short.message.body.id).await.unwrap(), None);
+}
+
+/// A member with the database's credentials must not be able to park junk under an honest id: the
+/// schema refuses rows whose addresses or signature entries are not well formed.
+async fn refuses_malformed_rows(store: Store) {
+    let keys = keys();
+    let good = Record::of(&price(&keys, T0, 1, 3), 3);
+    let signature = format!("0x{}", "ab".repeat(65));
+    let three = |signer: &str, signature: &str| {
+        let entry = format!(r#"{{"signer":"{signer}","signature":"{signature}"}}"#);
+        format!("[{entry},{entry},{entry}]")
+    };
+    let signer = keys[0].address().to_string();
+    let malformed = [
+        (
+            "empty entries",
+            "origin",
+            good.origin.clone(),
+            "[{},{},{}]".to_owned(),
+        ),
+        (
+            "numbers",
+            "origin",
+            good.origin.clone(),
+            "[1,2,3]".to_owned(),
+        ),
+        (
+            "a short signature",
+            "origin",
+            good.origin.clone(),
+            three(&signer, "0xabcd"),
+        ),
+        (
+            "an uppercase signer",
+            "origin",
+            good.origin.clone(),
+            three(&signer.to_uppercase(), &signature),
+        ),
+        (
+            "an origin of 0xa and 39 other characters",
+            "origin",
+            format!("0xa{}", "z".repeat(39)),
+            good.signatures.clone(),
+        ),
+        (
+            "a writer of 0xa and 39 other characters",
+            "writer",
+            format!("0xa{}", "z".repeat(39)),
+            good.signatures.clone(),
+        ),
+    ];
+    for (what, column, address, signatures) in malformed {
+        let mut record = good.clone();
+        record.signatures = signatures;
+        match column {
+            "origin" => record.origin = address,
+            _ => record.writer = address,
+        }
+        let result = store.insert_record(record).await;
+        assert!(result.is_err(), "{what} was stored: {result:?}");
+    }
+    assert_eq!(
+        store.insert_record(good).await.unwrap(),
+        WriteOutcome::Inserted
+    );
 }
 
 async fn ages_heartbeats_by_its_own_clock(store: Store) {
@@ -92,6 +157,10 @@ macro_rules! conformance {
             #[tokio::test]
             async fn refuses_a_row_below_its_quorum() {
                 super::refuses_a_row_below_its_quorum($open("quorum").await).await
+            }
+            #[tokio::test]
+            async fn refuses_malformed_rows() {
+                super::refuses_malformed_rows($open("malformed").await).await
             }
             #[tokio::test]
             async fn ages_heartbeats_by_its_own_clock() {

@@ -115,3 +115,34 @@ async fn tampered_rows_are_caught_and_named() {
         "{stdout}"
     );
 }
+
+/// A member holding the database's credentials stores a well-formed row with a forged signature
+/// under an honest id before its writer: the writer finds the id taken, reads the row back, and
+/// raises the alarm (log, metric, /health) instead of taking it as its own.
+#[tokio::test]
+async fn a_writer_that_finds_its_id_taken_audits_the_row() {
+    let store = common::fresh_postgres("taken").await;
+    let keys = common::keys();
+    let honest = common::price(&keys, common::T0, 301_245_170_000, 3);
+    let mut signatures = honest.signatures().clone();
+    signatures.get_mut(&keys[1].address()).unwrap().0[10] ^= 1;
+    let forged = protocol::StoredPrice {
+        message: protocol::Message::new(honest.message.network_id, honest.message.body, signatures)
+            .unwrap(),
+        ..honest.clone()
+    };
+    store.insert(&forged, 3).await.unwrap();
+    let metrics = runtime::http::Metrics::default();
+    let health = std::sync::Mutex::new(runtime::http::Health::default());
+    let config = common::config(&keys);
+    let outcome = runtime::driver::write(&store, &honest, &config, "n", &metrics, &health).await;
+    assert_eq!(outcome, protocol::WriteOutcome::AlreadyPresent);
+    assert_eq!(metrics.stored_rows_failing_audit.get(), 1);
+    let id = honest.message.body.id.to_string();
+    assert_eq!(health.lock().unwrap().stored_rows_failing_audit, [id]);
+    // An honest row found under the id raises nothing.
+    let other = common::price(&keys, common::T0 + 1, 1, 3);
+    store.insert(&other, 3).await.unwrap();
+    runtime::driver::write(&store, &other, &config, "n", &metrics, &health).await;
+    assert_eq!(metrics.stored_rows_failing_audit.get(), 1);
+}

@@ -164,7 +164,11 @@ impl Store {
         price: &StoredPrice,
         quorum: usize,
     ) -> Result<WriteOutcome, StoreError> {
-        let record = Record::of(price, quorum);
+        self.insert_record(Record::of(price, quorum)).await
+    }
+
+    /// Inserts a row as columns, as [`Store::insert`] does; the schema refuses malformed ones.
+    pub async fn insert_record(&self, record: Record) -> Result<WriteOutcome, StoreError> {
         self.bounded(async {
             match &self.backend {
                 Backend::Postgres(db) => db.insert(record).await,

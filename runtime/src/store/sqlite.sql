@@ -21,6 +21,29 @@ CREATE TABLE IF NOT EXISTS prices (
 
 CREATE INDEX IF NOT EXISTS prices_feed_observed ON prices (feed, observed_at_ms DESC);
 
+-- The checks init.sql makes that SQLite cannot write as CHECK constraints (they need json_each), and
+-- exact address shapes: 0x and 40 lowercase hex digits. As a trigger, databases made before it get
+-- it too.
+CREATE TRIGGER IF NOT EXISTS prices_well_formed BEFORE INSERT ON prices
+WHEN NOT (
+        length(NEW.origin) = 42 AND substr(NEW.origin, 1, 2) = '0x'
+        AND substr(NEW.origin, 3) NOT GLOB '*[^0-9a-f]*'
+        AND length(NEW.writer) = 42 AND substr(NEW.writer, 1, 2) = '0x'
+        AND substr(NEW.writer, 3) NOT GLOB '*[^0-9a-f]*')
+    OR EXISTS (
+        SELECT 1 FROM json_each(NEW.signatures) AS entry
+        WHERE json_type(entry.value, '$.signer') IS NOT 'text'
+           OR json_type(entry.value, '$.signature') IS NOT 'text'
+           OR length(json_extract(entry.value, '$.signer')) <> 42
+           OR substr(json_extract(entry.value, '$.signer'), 1, 2) <> '0x'
+           OR substr(json_extract(entry.value, '$.signer'), 3) GLOB '*[^0-9a-f]*'
+           OR length(json_extract(entry.value, '$.signature')) <> 132
+           OR substr(json_extract(entry.value, '$.signature'), 1, 2) <> '0x'
+           OR substr(json_extract(entry.value, '$.signature'), 3) GLOB '*[^0-9a-f]*')
+BEGIN
+    SELECT RAISE(ABORT, 'CHECK constraint failed: prices_well_formed (0x addresses, signature entries {signer, signature})');
+END;
+
 CREATE TABLE IF NOT EXISTS heartbeats (
     node       TEXT    PRIMARY KEY CHECK (node GLOB '0x[0-9a-f]*' AND length(node) = 42),
     name       TEXT    NOT NULL,
