@@ -169,6 +169,11 @@ pub enum Report {
     WriterChanged {
         writer: bool,
     },
+    /// A signature this node's own key made did not verify: the key or the signer is broken, and
+    /// the node can neither publish nor co-sign until it is fixed.
+    OwnSignatureFault {
+        id: PriceId,
+    },
     Expired {
         id: PriceId,
         reached_quorum: bool,

@@ -1,8 +1,9 @@
 //! The price oracle's protocol: a sans-IO state machine that owns every rule.
 //!
-//! A driver (the production runtime, or the simulation) owns one [`Node`], feeds it [`Event`]s with
-//! the current unix time in milliseconds, drains [`Node::poll_action`] until `None` after each call,
-//! and calls [`Node::handle`] with [`Event::TimerDue`] once [`Node::poll_timeout`]'s deadline passes.
+//! A driver (the production runtime, or the simulation) owns one [`Node`] and feeds it [`Event`]s
+//! with the current unix time in milliseconds through [`Node::drive`], which drains every action
+//! into the driver's [`Io`]; it feeds [`Event::TimerDue`] once [`Node::poll_timeout`]'s deadline
+//! passes.
 //! The node does no I/O, reads no clock and draws randomness only from the seed it was given.
 
 pub mod audit;
@@ -10,6 +11,7 @@ pub mod clock;
 mod committee;
 pub mod config;
 pub mod crypto;
+mod drive;
 mod election;
 pub mod gossip;
 #[cfg(feature = "arbitrary")]
@@ -26,6 +28,7 @@ pub use audit::{Flaw, audit};
 pub use clock::Clock;
 pub use config::{Config, ConfigError, Signers};
 pub use crypto::{Address, Keypair, Recover, Signature, SignatureCheck, keccak256};
+pub use drive::Io;
 pub use io::{
     Action, Broadcast, Event, Heartbeat, MessageRef, Refusal, Report, StoredPrice, Verdict,
     WriteOutcome,

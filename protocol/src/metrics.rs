@@ -67,6 +67,21 @@ pub enum Ignored {
     Full,
 }
 
+impl Ignored {
+    /// A short, stable name, for metrics labels and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ignored::Duplicate => "duplicate",
+            Ignored::AlreadyReady => "already at quorum",
+            Ignored::AlreadyStored => "already stored",
+            Ignored::Stale => "stale",
+            Ignored::Equivocation => "equivocation",
+            Ignored::OriginLimit => "origin limit",
+            Ignored::Full => "full",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     pub published: u64,
@@ -91,6 +106,80 @@ pub struct Counters {
 }
 
 impl Counters {
+    /// Every plain counter with a stable name (a metric's, without prefix or `_total`) and what it
+    /// counts: the one list a driver exports, so that nothing counted stays invisible.
+    pub fn named(&self) -> [(&'static str, &'static str, u64); 15] {
+        [
+            (
+                "prices_published",
+                "Prices this node published",
+                self.published,
+            ),
+            (
+                "publications_skipped",
+                "Publications skipped: too few sources or peers, or a full bound",
+                self.publications_skipped,
+            ),
+            (
+                "prices_cosigned",
+                "Prices this node co-signed",
+                self.cosigned,
+            ),
+            (
+                "cosign_refusals",
+                "Prices this node refused to co-sign",
+                self.refused,
+            ),
+            (
+                "quorums_reached",
+                "Prices that reached quorum at this node",
+                self.quorum_reached,
+            ),
+            ("writes", "Writes this node started", self.writes),
+            ("prices_stored", "Prices this node stored", self.inserted),
+            (
+                "duplicate_inserts_avoided",
+                "Writes that found the price already stored",
+                self.already_present,
+            ),
+            (
+                "write_failures",
+                "Writes that failed or never answered",
+                self.write_failures,
+            ),
+            (
+                "broadcasts",
+                "Messages this node published on the topic",
+                self.broadcasts,
+            ),
+            (
+                "retransmits",
+                "Prices sent again, not yet seen stored or short of quorum",
+                self.retransmits,
+            ),
+            (
+                "expired_without_quorum",
+                "Prices given up before reaching quorum",
+                self.expired_without_quorum,
+            ),
+            (
+                "expired_unstored",
+                "Prices at quorum given up unstored after the ready TTL",
+                self.expired_unstored,
+            ),
+            (
+                "sources_insufficient",
+                "Observations with fewer answering sources than needed",
+                self.sources_insufficient,
+            ),
+            (
+                "own_signature_faults",
+                "Signatures by this node's own key that did not verify: a local fault",
+                self.own_signature_faults,
+            ),
+        ]
+    }
+
     pub(crate) fn count(&mut self, verdict: Verdict) {
         match verdict {
             Verdict::Accept => {}

@@ -21,6 +21,12 @@ use crate::wire::Message;
 /// Members the committee ring learns at most in an open network (an allowlist sets its own size).
 pub(crate) const MAX_OPEN_MEMBERS: usize = 10_000;
 
+/// One oracle participant's state machine.
+///
+/// The contract: after every [`Node::handle`], call [`Node::poll_action`] until it returns `None`
+/// before handling anything else (answers that exist at once, like signatures, are handled after
+/// the drain, never during it); call `handle` with [`Event::TimerDue`] once [`Node::poll_timeout`]'s
+/// deadline has passed. [`Node::drive`] does all of this and is what both drivers call.
 pub struct Node {
     pub(crate) config: Config,
     pub(crate) network_id: [u8; 32],
@@ -129,7 +135,14 @@ impl Node {
         self
     }
 
+    /// Feeds one event at `now` (unix ms; a time earlier than one already seen counts as that
+    /// one). Every action it causes must be drained with [`Node::poll_action`] before the next.
     pub fn handle(&mut self, now: u64, event: Event) {
+        debug_assert!(
+            self.actions.is_empty(),
+            "handle() while {} actions are not drained",
+            self.actions.len()
+        );
         self.now = self.now.max(now);
         match event {
             Event::TimerDue => {
@@ -154,6 +167,8 @@ impl Node {
         }
     }
 
+    /// The next action to carry out, in order; `None` once drained.
+    #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -383,7 +398,7 @@ impl Node {
         };
         if !self.check.is_by(&signature, &entry.digest, self.me) {
             self.counters.own_signature_faults += 1;
-            return;
+            return self.report(Report::OwnSignatureFault { id });
         }
         let why = if entry.origin == self.me {
             Broadcast::Publish

@@ -235,6 +235,44 @@ fn committee_member_observes_then_cosigns() {
 }
 
 #[test]
+fn a_signature_its_own_key_did_not_make_is_reported() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 1);
+    let net = node.network_id();
+    let b = body(&keys[0], READY, PRICE);
+    let actions = step(
+        &mut node,
+        READY,
+        gossip(signed(net, b, &[&keys[0]]).encode()),
+    );
+    assert!(actions.contains(&sign_action(&node, b)));
+    // The driver's key is not the node's: the signature does not verify as the node's own.
+    let signature = keys[2].sign(&b.digest(&net));
+    assert_eq!(
+        step(
+            &mut node,
+            READY,
+            Event::Signed {
+                id: b.id,
+                signature
+            }
+        ),
+        [Action::Report(Report::OwnSignatureFault { id: b.id })]
+    );
+    assert_eq!(node.counters().own_signature_faults, 1);
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "not drained")]
+fn handling_an_event_before_draining_the_last_is_refused() {
+    let keys = keys(4);
+    let mut node = Node::new(config(&keys), keys[0].address(), 42, T0).unwrap();
+    node.handle(T0, Event::TimerDue);
+    node.handle(T0, Event::TimerDue);
+}
+
+#[test]
 fn never_signs_the_same_id_twice() {
     let keys = keys(4);
     let mut node = observing_node(&keys, 1);

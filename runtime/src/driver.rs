@@ -18,7 +18,7 @@ use protocol::{
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::http::{self, Health, Kind, Metrics, SourceLabel};
+use crate::http::{self, Health, Metrics, SourceLabel};
 use crate::network::{self, Behaviour, BehaviourEvent, NetworkError};
 use crate::sources::Sources;
 use crate::store::Store;
@@ -91,31 +91,42 @@ pub async fn run(
     }
     let (events, inbox) = mpsc::unbounded_channel();
     let mut driver = Driver {
+        node,
         clock,
         started,
-        health,
-        metrics,
-        node,
-        swarm,
-        topic,
-        store,
-        events,
-        pending: HashMap::new(),
         next_token: 0,
         peers: 0,
-        writes: JoinSet::new(),
-        settings,
+        io: NodeIo {
+            health,
+            metrics,
+            swarm,
+            topic,
+            store,
+            events,
+            pending: HashMap::new(),
+            writes: JoinSet::new(),
+            settings,
+        },
     };
     driver.run(inbox, stop).await;
     Ok(())
 }
 
+/// One node and its loop: events come from the network, the clock and the tasks beside the node,
+/// and each goes through `Node::drive`, the loop the simulation runs too.
 struct Driver {
-    settings: Settings,
+    node: Node,
     /// The node's time: monotonic since `started`, following the wall clock deliberately.
     clock: Clock,
     started: Instant,
-    node: Node,
+    next_token: u64,
+    peers: usize,
+    io: NodeIo,
+}
+
+/// What the node's actions are carried out with.
+struct NodeIo {
+    settings: Settings,
     swarm: Swarm<Behaviour>,
     topic: IdentTopic,
     store: Arc<Store>,
@@ -123,8 +134,6 @@ struct Driver {
     events: mpsc::UnboundedSender<Event>,
     /// Gossip messages awaiting the node's verdict, by token.
     pending: HashMap<u64, (MessageId, PeerId)>,
-    next_token: u64,
-    peers: usize,
     writes: JoinSet<()>,
     health: Arc<Mutex<Health>>,
     metrics: Metrics,
@@ -139,7 +148,6 @@ impl Driver {
         let mut stop = std::pin::pin!(stop);
         let mut redial = tokio::time::interval(REDIAL_EVERY);
         loop {
-            self.drain();
             self.follow_wall_clock();
             let wait = self
                 .node
@@ -149,19 +157,19 @@ impl Driver {
                 });
             tokio::select! {
                 () = &mut stop => break,
-                event = self.swarm.select_next_some() => self.on_swarm(event),
+                event = self.io.swarm.select_next_some() => self.on_swarm(event),
                 Some(event) = inbox.recv() => self.on_result(event),
-                () = tokio::time::sleep(wait) => self.node.handle(self.now(), Event::TimerDue),
+                () = tokio::time::sleep(wait) => self.feed(Event::TimerDue),
                 _ = redial.tick() => self.redial(),
-                Some(_) = self.writes.join_next(), if !self.writes.is_empty() => {}
+                Some(_) = self.io.writes.join_next(), if !self.io.writes.is_empty() => {}
             }
         }
-        tracing::info!(name = %self.settings.name, writes = self.writes.len(), "stopping");
+        tracing::info!(name = %self.io.settings.name, writes = self.io.writes.len(), "stopping");
         let drained = tokio::time::timeout(DRAIN_WRITES_FOR, async {
-            while self.writes.join_next().await.is_some() {}
+            while self.io.writes.join_next().await.is_some() {}
         });
         if drained.await.is_err() {
-            tracing::warn!(name = %self.settings.name, "writes still in flight at exit");
+            tracing::warn!(name = %self.io.settings.name, "writes still in flight at exit");
         }
     }
 
@@ -179,37 +187,96 @@ impl Driver {
             } else {
                 "followed by running slower until caught up"
             };
-            tracing::warn!(name = %self.settings.name, offset_ms, how, "the wall clock stepped");
+            tracing::warn!(name = %self.io.settings.name, offset_ms, how, "the wall clock stepped");
         }
         let offset_ms = self.clock.offset_ms();
-        self.health(|h| h.clock_offset_ms = offset_ms);
+        self.io.health(|h| h.clock_offset_ms = offset_ms);
     }
 
     /// A result from beside the node: noted for `/health`, then fed to the node.
     fn on_result(&mut self, event: Event) {
         match &event {
-            Event::DatabaseRead { stored, .. } => self.health(|h| {
+            Event::DatabaseRead { stored, .. } => self.io.health(|h| {
                 h.database_answered_at = Some(Instant::now());
                 h.database_reachable = true;
                 stored.iter().for_each(|&id| h.stored(id));
             }),
-            Event::DatabaseUnreachable => self.health(|h| h.database_reachable = false),
+            Event::DatabaseUnreachable => self.io.health(|h| h.database_reachable = false),
             _ => {}
         }
-        self.node.handle(self.now(), event);
+        self.feed(event);
     }
 
-    fn health(&self, change: impl FnOnce(&mut Health)) {
-        if let Ok(mut health) = self.health.lock() {
-            change(&mut health);
+    /// Feeds one event to the node through the loop both drivers share.
+    fn feed(&mut self, event: Event) {
+        let now = self.now();
+        self.node.drive(now, event, &mut self.io);
+        if let Ok(mut counters) = self.io.metrics.node.lock() {
+            counters.clone_from(self.node.counters());
         }
     }
 
-    /// Executes every action the node has queued, feeding immediate answers straight back.
-    fn drain(&mut self) {
-        while let Some(action) = self.node.poll_action() {
-            self.execute(action);
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                self.next_token += 1;
+                let token = self.next_token;
+                self.io
+                    .pending
+                    .insert(token, (message_id, propagation_source));
+                let peer = peer_number(&propagation_source);
+                let event = Event::Gossip {
+                    message: MessageRef { peer, token },
+                    bytes: message.data,
+                };
+                self.feed(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                gossipsub::Event::Subscribed { .. } | gossipsub::Event::Unsubscribed { .. },
+            ))
+            | SwarmEvent::ConnectionClosed { .. } => self.count_peers(),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => network::learn(&mut self.io.swarm, peer_id, &info.listen_addrs),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(name = %self.io.settings.name, %address, "listening");
+            }
+            _ => {}
         }
+    }
+
+    fn count_peers(&mut self) {
+        let signers = &self.io.settings.config.signers;
+        let peers = network::member_peers(&self.io.swarm, &self.io.topic, signers);
+        if peers != self.peers {
+            self.peers = peers;
+            self.io.metrics.peers.set(peers as i64);
+            self.io.health(|h| h.peers = peers);
+            tracing::info!(name = %self.io.settings.name, peers, "gossip peers that are members");
+            self.feed(Event::PeersChanged { count: peers });
+        }
+    }
+
+    fn redial(&mut self) {
+        if self.peers >= self.io.settings.config.min_peers {
+            return;
+        }
+        for address in &self.io.settings.bootstrap {
+            let _ = self.io.swarm.dial(address.clone());
+        }
+        let _ = self.io.swarm.behaviour_mut().kademlia.bootstrap();
+    }
+}
+
+impl protocol::Io for NodeIo {
+    fn sign(&mut self, _id: protocol::PriceId, digest: &[u8; 32]) -> protocol::Signature {
+        self.settings.key.sign(digest)
     }
 
     fn execute(&mut self, action: Action) {
@@ -229,11 +296,8 @@ impl Driver {
                     let _ = events.send(Event::PricesFetched { answered });
                 });
             }
-            Action::Sign { id, digest } => {
-                let signature = self.settings.key.sign(&digest);
-                self.node
-                    .handle(self.now(), Event::Signed { id, signature });
-            }
+            // Answered at once by `sign`; `Node::drive` never passes it here.
+            Action::Sign { .. } => {}
             Action::Broadcast { id, why, bytes } => {
                 let topic = self.topic.clone();
                 match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
@@ -243,13 +307,6 @@ impl Driver {
                 }
             }
             Action::Verdict { message, verdict } => {
-                if let protocol::Verdict::Reject(kind) = verdict {
-                    let kind = kind.name().to_owned();
-                    self.metrics
-                        .invalid_messages
-                        .get_or_create(&Kind { kind })
-                        .inc();
-                }
                 if let Some((id, peer)) = self.pending.remove(&message.token) {
                     self.swarm
                         .behaviour_mut()
@@ -294,90 +351,28 @@ impl Driver {
             }
         }
     }
+}
 
-    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        match event {
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
-                propagation_source,
-                message_id,
-                message,
-            })) => {
-                self.next_token += 1;
-                let token = self.next_token;
-                self.pending.insert(token, (message_id, propagation_source));
-                let peer = peer_number(&propagation_source);
-                let event = Event::Gossip {
-                    message: MessageRef { peer, token },
-                    bytes: message.data,
-                };
-                self.node.handle(self.now(), event);
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
-                gossipsub::Event::Subscribed { .. } | gossipsub::Event::Unsubscribed { .. },
-            ))
-            | SwarmEvent::ConnectionClosed { .. } => self.count_peers(),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => network::learn(&mut self.swarm, peer_id, &info.listen_addrs),
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(name = %self.settings.name, %address, "listening");
-            }
-            _ => {}
+impl NodeIo {
+    fn health(&self, change: impl FnOnce(&mut Health)) {
+        if let Ok(mut health) = self.health.lock() {
+            change(&mut health);
         }
     }
 
-    fn count_peers(&mut self) {
-        let signers = &self.settings.config.signers;
-        let peers = network::member_peers(&self.swarm, &self.topic, signers);
-        if peers != self.peers {
-            self.peers = peers;
-            self.metrics.peers.set(peers as i64);
-            self.health(|h| h.peers = peers);
-            tracing::info!(name = %self.settings.name, peers, "gossip peers that are members");
-            self.node
-                .handle(self.now(), Event::PeersChanged { count: peers });
-        }
-    }
-
-    fn redial(&mut self) {
-        if self.peers >= self.settings.config.min_peers {
-            return;
-        }
-        for address in &self.settings.bootstrap {
-            let _ = self.swarm.dial(address.clone());
-        }
-        let _ = self.swarm.behaviour_mut().kademlia.bootstrap();
-    }
-
+    /// What the node's counters do not hold: latencies, and what `/health` shows.
     fn measure(&self, report: &Report) {
         let seconds = |ms: u64| ms as f64 / 1_000.0;
         match *report {
-            Report::Published { .. } => {
-                self.metrics.published.inc();
-            }
-            Report::CoSigned { .. } => {
-                self.metrics.cosigned.inc();
-            }
             Report::QuorumReached { after_ms, .. } => {
                 self.metrics.to_quorum_seconds.observe(seconds(after_ms))
             }
-            Report::Stored {
-                id,
-                outcome,
-                after_ms,
-                ..
-            } => {
-                let counter = match outcome {
-                    WriteOutcome::AlreadyPresent => &self.metrics.duplicate_inserts_avoided,
-                    _ => &self.metrics.stored,
-                };
-                counter.inc();
+            Report::Stored { id, after_ms, .. } => {
                 self.metrics.to_storage_seconds.observe(seconds(after_ms));
                 self.health(|h| h.stored(id));
             }
             Report::WriterChanged { writer } => self.health(|h| h.writer = writer),
+            Report::OwnSignatureFault { .. } => self.health(|h| h.own_signature_faults += 1),
             _ => {}
         }
     }
@@ -413,6 +408,12 @@ impl Driver {
                 after_ms,
             } => tracing::debug!(%name, %id, ?outcome, signers, after_ms, "write finished"),
             Report::WriterChanged { writer } => tracing::info!(%name, writer, "writer role"),
+            Report::OwnSignatureFault { id } => tracing::error!(
+                %name,
+                %id,
+                "a signature by this node's own key does not verify: the node cannot publish or \
+                 co-sign; check the key file and the machine"
+            ),
             Report::Expired { id, reached_quorum } => {
                 tracing::warn!(%name, %id, reached_quorum, "expired unstored")
             }

@@ -13,7 +13,9 @@ use axum::extract::{Path, Query as Params, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,15 +35,14 @@ pub struct SourceLabel {
     pub source: String,
 }
 
-/// What `/metrics` shows. Cheap to clone: every metric is shared.
+/// What `/metrics` shows. Cheap to clone: every metric is shared. Everything the protocol counts
+/// comes from the node's own counters (`protocol::Counters`), read at each scrape; the runtime
+/// adds only what the node cannot see: sources, peers, latencies, audits of rows found stored.
 #[derive(Clone)]
 pub struct Metrics {
-    pub published: Counter,
-    pub cosigned: Counter,
-    pub stored: Counter,
-    pub duplicate_inserts_avoided: Counter,
+    /// The node's counters as of the last event it handled.
+    pub node: Arc<Mutex<protocol::Counters>>,
     pub stored_rows_failing_audit: Counter,
-    pub invalid_messages: Family<Kind, Counter>,
     pub source_failures: Family<SourceLabel, Counter>,
     pub peers: Gauge,
     pub to_quorum_seconds: Histogram,
@@ -57,12 +58,8 @@ impl Default for Metrics {
             ])
         };
         let mut metrics = Metrics {
-            published: Counter::default(),
-            cosigned: Counter::default(),
-            stored: Counter::default(),
-            duplicate_inserts_avoided: Counter::default(),
+            node: Arc::default(),
             stored_rows_failing_audit: Counter::default(),
-            invalid_messages: Family::default(),
             source_failures: Family::default(),
             peers: Gauge::default(),
             to_quorum_seconds: seconds(),
@@ -71,32 +68,12 @@ impl Default for Metrics {
         };
         let mut registry = Registry::with_prefix("oracle");
         let m = &metrics;
-        registry.register(
-            "prices_published",
-            "Prices this node published",
-            m.published.clone(),
-        );
-        registry.register(
-            "prices_cosigned",
-            "Prices this node co-signed",
-            m.cosigned.clone(),
-        );
-        registry.register("prices_stored", "Prices this node stored", m.stored.clone());
-        registry.register(
-            "duplicate_inserts_avoided",
-            "Writes that found the price already stored",
-            m.duplicate_inserts_avoided.clone(),
-        );
+        registry.register_collector(Box::new(NodeCounters(m.node.clone())));
         registry.register(
             "stored_rows_failing_audit",
             "Rows found under an id this node went to write that fail the audit: written by \
              someone holding the database's credentials, not by the protocol",
             m.stored_rows_failing_audit.clone(),
-        );
-        registry.register(
-            "invalid_messages",
-            "Gossip messages rejected, by kind",
-            m.invalid_messages.clone(),
         );
         registry.register(
             "source_failures",
@@ -105,7 +82,7 @@ impl Default for Metrics {
         );
         registry.register(
             "peers",
-            "Gossip peers on the oracle's topic",
+            "Gossip peers on the oracle's topic that are members",
             m.peers.clone(),
         );
         registry.register(
@@ -120,6 +97,56 @@ impl Default for Metrics {
         );
         metrics.registry = Arc::new(registry);
         metrics
+    }
+}
+
+/// The node's counters as metrics, encoded at each scrape from the last snapshot.
+#[derive(Debug)]
+struct NodeCounters(Arc<Mutex<protocol::Counters>>);
+
+impl Collector for NodeCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters = self.0.lock().map(|c| c.clone()).unwrap_or_default();
+        for (name, help, value) in counters.named() {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let families = [
+            (
+                "invalid_messages",
+                "Gossip messages rejected (and their senders penalised), by kind",
+                &counters.rejected,
+            ),
+            (
+                "ignored_messages",
+                "Gossip messages dropped without blame, by reason",
+                &counters
+                    .ignored
+                    .iter()
+                    .map(|(why, &n)| (why.name(), n))
+                    .collect(),
+            ),
+        ];
+        for (name, help, by_kind) in families {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (&kind, &value) in by_kind {
+                let label = Kind {
+                    kind: kind.to_owned(),
+                };
+                ConstCounter::new(value).encode(family.encode_family(&label)?)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -141,6 +168,9 @@ pub struct Health {
     pub clock_offset_ms: i64,
     /// Ids this node went to write and found stored under a row that fails the audit.
     pub stored_rows_failing_audit: Vec<String>,
+    /// Signatures by this node's own key that did not verify: while any, the node can neither
+    /// publish nor co-sign, and `/health` is red.
+    pub own_signature_faults: u64,
     pub writer: bool,
     pub last_stored: Option<LastStored>,
 }
@@ -208,7 +238,9 @@ async fn health_page(State(shared): State<Shared>) -> impl IntoResponse {
     health.database_answered_ms_ago = health
         .database_answered_at
         .map(|at| at.elapsed().as_millis() as u64);
-    let healthy = health.database_reachable && health.peers >= health.min_peers;
+    let healthy = health.database_reachable
+        && health.peers >= health.min_peers
+        && health.own_signature_faults == 0;
     let status = if healthy {
         StatusCode::OK
     } else {

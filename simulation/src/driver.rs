@@ -1,13 +1,13 @@
-//! One simulated node: `protocol::Node` behind the same loop as the production runtime (feed an
-//! event, drain every action, sleep until the next deadline or arrival), with simulated I/O. The
-//! database and price sources answer from tasks on the node, so a crash loses their answers too.
+//! One simulated node: `protocol::Node` driven by `Node::drive`, the loop the production runtime
+//! calls too (feed an event, drain every action, feed signatures back after the drain), then asleep
+//! until the next deadline or arrival, with simulated I/O. The database and price sources answer
+//! from tasks on the node, so a crash loses their answers too.
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::Arc;
 
 use futures_util::future::{Either, select};
-use protocol::{Action, Clock, Event, Keypair, MessageRef, Node, WriteOutcome};
+use protocol::{Action, Clock, Event, Keypair, MessageRef, Node, PriceId, Signature, WriteOutcome};
 
 use crate::byzantine::Adversary;
 use crate::dice::Dice;
@@ -15,18 +15,23 @@ use crate::scenario::EPOCH_MS;
 use crate::world::Shared;
 
 struct Driver {
+    node: Node,
+    /// The node's time, kept from simulated time (its monotonic clock) as production keeps it.
+    clock: Clock,
+    peers: usize,
+    io: NodeIo,
+}
+
+/// What the node's actions are carried out with: the simulated network, database and sources.
+struct NodeIo {
     shared: Arc<Shared>,
     index: usize,
-    node: Node,
     key: Keypair,
     dice: Dice,
     adversary: Option<Adversary>,
     honest: bool,
-    /// The node's time, kept from simulated time (its monotonic clock) as production keeps it.
-    clock: Clock,
-    /// Answers produced on the spot (signatures), fed before anything else.
-    immediate: VecDeque<Event>,
-    peers: usize,
+    /// Simulated time of the event being driven.
+    now: u64,
 }
 
 /// Runs node `index` until the simulation kills it. Each start is a fresh process: nothing
@@ -65,16 +70,18 @@ pub async fn run(shared: Arc<Shared>, index: usize) {
         )
     });
     let mut driver = Driver {
-        honest: adversary.is_none(),
-        adversary,
-        dice: Dice::new(seed, "node", index as u64),
-        shared: shared.clone(),
-        index,
         node,
-        key,
         clock,
-        immediate: VecDeque::new(),
         peers: usize::MAX,
+        io: NodeIo {
+            honest: adversary.is_none(),
+            adversary,
+            dice: Dice::new(seed, "node", index as u64),
+            shared: shared.clone(),
+            index,
+            key,
+            now: start,
+        },
     };
     driver.run().await;
 }
@@ -87,15 +94,16 @@ fn wall_clock(shared: &Shared, index: usize, sim_ms: u64) -> u64 {
 impl Driver {
     async fn run(&mut self) {
         loop {
-            let now = self.shared.now();
+            let now = self.io.shared.now();
             self.feed_due(now);
             let wake_at = self.next_wake();
-            let sleep = madsim::time::sleep_until(self.shared.instant(wake_at));
+            let sleep = madsim::time::sleep_until(self.io.shared.instant(wake_at));
             let bell = poll_fn(|cx| {
-                self.shared
+                self.io
+                    .shared
                     .world()
                     .fabric
-                    .poll_bell(self.index, wake_at, cx)
+                    .poll_bell(self.io.index, wake_at, cx)
             });
             match select(std::pin::pin!(sleep), std::pin::pin!(bell)).await {
                 Either::Left(_) | Either::Right(_) => {}
@@ -109,8 +117,12 @@ impl Driver {
             .node
             .poll_timeout()
             .map(|(at, _)| self.clock.mono_at(at));
-        let arrival = self.shared.world().fabric.next_arrival(self.index);
-        let unprompted = self.adversary.as_ref().and_then(Adversary::next_unprompted);
+        let arrival = self.io.shared.world().fabric.next_arrival(self.io.index);
+        let unprompted = self
+            .io
+            .adversary
+            .as_ref()
+            .and_then(Adversary::next_unprompted);
         [deadline, arrival, unprompted]
             .into_iter()
             .flatten()
@@ -120,14 +132,19 @@ impl Driver {
 
     /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers.
     fn feed_due(&mut self, now: u64) {
-        let wall = wall_clock(&self.shared, self.index, now);
+        let wall = wall_clock(&self.io.shared, self.io.index, now);
         self.clock.follow(wall, now);
-        let local = std::mem::take(&mut self.shared.world().local[self.index]);
+        let local = std::mem::take(&mut self.io.shared.world().local[self.io.index]);
         for event in local {
             self.feed(now, event);
         }
         loop {
-            let arrival = self.shared.world().fabric.take_arrival(now, self.index);
+            let arrival = self
+                .io
+                .shared
+                .world()
+                .fabric
+                .take_arrival(now, self.io.index);
             let Some(arrival) = arrival else { break };
             let message = MessageRef {
                 peer: arrival.from as u64,
@@ -136,14 +153,18 @@ impl Driver {
             let bytes = arrival.packet.bytes.clone();
             self.feed(now, Event::Gossip { message, bytes });
         }
-        let peers = self.shared.world().fabric.reachable_peers(self.index);
+        let peers = self.io.shared.world().fabric.reachable_peers(self.io.index);
         if peers != self.peers {
             self.peers = peers;
             self.feed(now, Event::PeersChanged { count: peers });
         }
-        if let Some(adversary) = &mut self.adversary {
+        if let Some(adversary) = &mut self.io.adversary {
             for bytes in adversary.unprompted(now) {
-                self.shared.world().fabric.publish(now, self.index, bytes);
+                self.io
+                    .shared
+                    .world()
+                    .fabric
+                    .publish(now, self.io.index, bytes);
             }
         }
         if self
@@ -155,22 +176,44 @@ impl Driver {
         }
     }
 
+    /// Feeds one event to the node through the loop both drivers share.
     fn feed(&mut self, now: u64, event: Event) {
-        self.immediate.push_back(event);
-        while let Some(event) = self.immediate.pop_front() {
-            self.shared.world().observer.event(now, self.index, &event);
-            self.node.handle(self.clock.now(now), event);
-            while let Some(action) = self.node.poll_action() {
-                self.shared
-                    .world()
-                    .observer
-                    .action(now, self.index, self.honest, &action);
-                self.execute(now, action);
-            }
-        }
+        self.io.now = now;
+        self.node.drive(self.clock.now(now), event, &mut self.io);
+    }
+}
+
+impl protocol::Io for NodeIo {
+    fn fed(&mut self, event: &Event) {
+        let (now, index) = (self.now, self.index);
+        self.shared.world().observer.event(now, index, event);
     }
 
-    fn execute(&mut self, now: u64, action: Action) {
+    fn sign(&mut self, id: PriceId, digest: &[u8; 32]) -> Signature {
+        let sign = Action::Sign {
+            id,
+            digest: *digest,
+        };
+        let (now, index, honest) = (self.now, self.index, self.honest);
+        self.shared
+            .world()
+            .observer
+            .action(now, index, honest, &sign);
+        self.key.sign(digest)
+    }
+
+    fn execute(&mut self, action: Action) {
+        let (now, index, honest) = (self.now, self.index, self.honest);
+        self.shared
+            .world()
+            .observer
+            .action(now, index, honest, &action);
+        self.carry_out(now, action);
+    }
+}
+
+impl NodeIo {
+    fn carry_out(&mut self, now: u64, action: Action) {
         let index = self.index;
         match action {
             Action::FetchPrices => {
@@ -188,10 +231,8 @@ impl Driver {
                     shared.answer(index, Event::PricesFetched { answered });
                 });
             }
-            Action::Sign { id, digest } => {
-                let signature = self.key.sign(&digest);
-                self.immediate.push_back(Event::Signed { id, signature });
-            }
+            // Answered at once by `sign`; `Node::drive` never passes it here.
+            Action::Sign { .. } => {}
             Action::Broadcast { why, bytes, .. } => {
                 let out = match &mut self.adversary {
                     Some(adversary) => adversary.outgoing(now, why, bytes),

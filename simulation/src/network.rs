@@ -205,7 +205,7 @@ impl Fabric {
         };
         match verdict {
             Verdict::Accept => self.send_to_mesh(now, node, Some(from), &packet),
-            Verdict::Ignore(why) => *self.ignored.entry(format!("{why:?}")).or_default() += 1,
+            Verdict::Ignore(why) => *self.ignored.entry(why.name().to_owned()).or_default() += 1,
             Verdict::Reject(why) => {
                 *self.rejected.entry(why.name().to_owned()).or_default() += 1;
                 if self.honest[node] && self.honest[from] {
