@@ -10,16 +10,14 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::{database_url, exchanges, fast_config, free_port};
+use common::{
+    database_url, exchanges, fast_config, free_port, loopback_node, spawn_node, without_schema,
+};
 use protocol::{Keypair, Price, PriceId};
-use runtime::driver::{self, Settings};
-use runtime::sources::{Exchange, Source, Sources};
 use runtime::store::Store;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 /// Our nodes; the allowlist has one more key, the JavaScript peer's.
 const OUR_NODES: usize = 3;
@@ -163,53 +161,22 @@ async fn a_js_libp2p_peer_verifies_our_prices_and_its_own_get_cosigned_and_store
     let js_key = &keys[OUR_NODES];
 
     let schema = format!("interop_{}", std::process::id());
-    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL at DATABASE_URL (default: the local server) must be running");
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
-
+    let client = without_schema(&schema).await;
     let base = exchanges().await;
     let ports: Vec<u16> = (0..OUR_NODES).map(|_| free_port()).collect();
     let https: Vec<std::net::SocketAddr> = (0..OUR_NODES)
         .map(|_| ([127, 0, 0, 1], free_port()).into())
         .collect();
-    let address = |port: u16| format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
     let mut stops = Vec::new();
     let mut nodes = Vec::new();
     for (i, key) in keys[..OUR_NODES].iter().enumerate() {
-        let sources = Exchange::ALL
-            .iter()
-            .map(|&exchange| Source {
-                exchange,
-                base_url: base.clone(),
-            })
-            .collect();
-        let settings = Settings {
-            name: format!("node-{i}"),
-            http: Some(https[i]),
-            key: key.clone(),
-            config: config.clone(),
-            listen: vec![address(ports[i])],
-            bootstrap: ports[..i.min(1)].iter().map(|&p| address(p)).collect(),
-            sources: Sources::new(sources, Duration::from_secs(2), 1, config.decimals),
-        };
+        let settings = loopback_node(i, key, &config, &ports, &base, Some(https[i]));
         let store = Store::postgres(&database_url(), Some(&schema))
             .await
             .unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stop, node) = spawn_node(settings, store);
         stops.push(stop);
-        nodes.push(tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stopped.await;
-            };
-            driver::run(settings, Arc::new(store), stopped)
-                .await
-                .unwrap();
-        }));
+        nodes.push(node);
     }
     let get = |node: usize, path: &str| {
         let url = format!("http://{}{path}", https[node]);

@@ -61,9 +61,8 @@ pub fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
-/// A PostgreSQL store in a schema of its own, emptied first.
-pub async fn fresh_postgres(test: &str) -> Store {
-    let schema = schema(test);
+/// A connection to the test's PostgreSQL with `schema` dropped, for a test to start afresh in.
+pub async fn without_schema(schema: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
         .await
         .expect("PostgreSQL at DATABASE_URL (default: the local server) must be running");
@@ -72,6 +71,13 @@ pub async fn fresh_postgres(test: &str) -> Store {
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .await
         .unwrap();
+    client
+}
+
+/// A PostgreSQL store in a schema of its own, emptied first.
+pub async fn fresh_postgres(test: &str) -> Store {
+    let schema = schema(test);
+    without_schema(&schema).await;
     let store = Store::postgres(&database_url(), Some(&schema))
         .await
         .unwrap();
@@ -260,4 +266,62 @@ pub async fn exchanges() -> String {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{address}")
+}
+
+pub fn loopback(port: u16) -> libp2p::Multiaddr {
+    format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
+}
+
+/// Node `i` of a network on loopback: listening on `ports[i]`, knowing only node 0 (the rest is
+/// found through Kademlia), asking the loopback exchanges at `exchanges`.
+pub fn loopback_node(
+    i: usize,
+    key: &Keypair,
+    config: &Config,
+    ports: &[u16],
+    exchanges: &str,
+    http: Option<std::net::SocketAddr>,
+) -> runtime::driver::Settings {
+    use runtime::sources::{Exchange, Source, Sources};
+    let sources = Exchange::ALL
+        .iter()
+        .map(|&exchange| Source {
+            exchange,
+            base_url: exchanges.to_owned(),
+        })
+        .collect();
+    runtime::driver::Settings {
+        name: format!("node-{i}"),
+        http,
+        key: key.clone(),
+        config: config.clone(),
+        listen: vec![loopback(ports[i])],
+        bootstrap: ports[..i.min(1)].iter().map(|&p| loopback(p)).collect(),
+        sources: Sources::new(
+            sources,
+            std::time::Duration::from_secs(2),
+            1,
+            config.decimals,
+        ),
+    }
+}
+
+/// Runs a node until the returned sender fires or is dropped.
+pub fn spawn_node(
+    settings: runtime::driver::Settings,
+    store: Store,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let node = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        runtime::driver::run(settings, Arc::new(store), stopped)
+            .await
+            .unwrap();
+    });
+    (stop, node)
 }
