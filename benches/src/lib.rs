@@ -24,18 +24,14 @@ pub fn keys(n: u8) -> Vec<Keypair> {
 /// The production defaults with `keys` as the allowlist.
 pub fn config(keys: &[Keypair]) -> Config {
     let list: BTreeSet<Address> = keys.iter().map(Keypair::address).collect();
-    Config::new(
-        "bench",
-        Feed::new("ETH/USD").expect("valid feed"),
-        Signers::Allowlist(list),
-    )
+    Config::new("bench", Feed::eth_usd(), Signers::Allowlist(list))
 }
 
 /// The `i`-th distinct price from `origin`, observed at `T0 + i` ms.
 pub fn body(origin: &Keypair, i: u64) -> PriceBody {
     PriceBody {
         id: PriceId::mint(T0 + i, (i % 4096) as u16, origin.address()),
-        feed: Feed::new("ETH/USD").expect("valid feed"),
+        feed: Feed::eth_usd(),
         price: Price(301_245_000_000 + u128::from(i)),
         decimals: 8,
         observed_at_ms: T0 + i,

@@ -29,8 +29,9 @@ pub struct Config {
     pub quorum: usize,
     pub signers: Signers,
     /// Co-signers asked first for each price (the committee); the next as many step in after each
-    /// `cosign_step_ms` without quorum. Default: quorum (one more than needed, as a spare).
-    pub committee: usize,
+    /// `cosign_step_ms` without quorum. `None`: the quorum, one more than needed with the origin,
+    /// as a spare (see [`Config::committee`]).
+    pub committee: Option<usize>,
     pub cosign_step_ms: u64,
     /// How often each node observes and publishes its own price.
     pub price_interval_ms: u64,
@@ -88,7 +89,7 @@ impl Config {
             decimals: 8,
             quorum: 3,
             signers,
-            committee: 3,
+            committee: None,
             cosign_step_ms: 5_000,
             price_interval_ms: 600_000,
             max_deviation_bps: 100,
@@ -113,6 +114,11 @@ impl Config {
         }
     }
 
+    /// Co-signers asked first for each price: as set, or the quorum.
+    pub fn committee(&self) -> usize {
+        self.committee.unwrap_or(self.quorum)
+    }
+
     /// Checks every setting; the error says which one and what to do.
     pub fn validate(&self) -> Result<(), ConfigError> {
         use ConfigError::*;
@@ -133,9 +139,9 @@ impl Config {
                 quorum: self.quorum,
             });
         }
-        if self.committee + 1 < self.quorum {
+        if self.committee() + 1 < self.quorum {
             return Err(Committee {
-                committee: self.committee,
+                committee: self.committee(),
                 quorum: self.quorum,
             });
         }
@@ -239,11 +245,16 @@ mod tests {
 
     fn config(signers: usize) -> Config {
         let list = (0..signers as u8).map(|i| Address([i; 20])).collect();
-        Config::new(
-            "test",
-            Feed::new("ETH/USD").unwrap(),
-            Signers::Allowlist(list),
-        )
+        Config::new("test", Feed::eth_usd(), Signers::Allowlist(list))
+    }
+
+    #[test]
+    fn the_committee_is_the_quorum_unless_set() {
+        let mut c = config(7);
+        c.quorum = 5;
+        assert_eq!(c.committee(), 5);
+        c.committee = Some(4);
+        assert_eq!(c.committee(), 4);
     }
 
     #[test]
@@ -262,7 +273,7 @@ mod tests {
             (|c| c.network.clear(), ConfigError::Network),
             (|c| c.decimals = 39, ConfigError::Decimals(39)),
             (
-                |c| c.committee = 1,
+                |c| c.committee = Some(1),
                 ConfigError::Committee {
                     committee: 1,
                     quorum: 3,

@@ -116,7 +116,7 @@ impl Hostile {
     pub fn new(setup: &Setup) -> Hostile {
         let keys = keys().to_vec();
         let list: BTreeSet<Address> = keys[..4].iter().map(Keypair::address).collect();
-        let feed = Feed::new("ETH/USD").expect("valid feed");
+        let feed = Feed::eth_usd();
         let mut config = Config::new("hostile", feed, Signers::Allowlist(list));
         config.quorum = usize::from(setup.quorum % 4) + 1;
         config.min_sources = 1;

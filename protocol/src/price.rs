@@ -18,6 +18,11 @@ pub const MAX_DECIMALS: u8 = 38;
 pub struct Feed([u8; 16]);
 
 impl Feed {
+    /// The feed this oracle serves.
+    pub fn eth_usd() -> Feed {
+        Feed::new("ETH/USD").expect("a valid feed name")
+    }
+
     pub fn new(name: &str) -> Result<Feed, FeedError> {
         if name.is_empty() || name.len() > 16 {
             return Err(FeedError::Length(name.len()));
@@ -334,10 +339,10 @@ mod tests {
 
     #[test]
     fn feed_names_are_checked() {
-        assert_eq!(Feed::new("ETH/USD").unwrap().as_str(), "ETH/USD");
+        assert_eq!(Feed::eth_usd().as_str(), "ETH/USD");
         assert_eq!(Feed::new(""), Err(FeedError::Length(0)));
         assert_eq!(Feed::new("ETH USD"), Err(FeedError::NotPrintable));
-        let mut padded = Feed::new("ETH/USD").unwrap().padded();
+        let mut padded = Feed::eth_usd().padded();
         assert!(Feed::from_padded(padded).is_ok());
         padded[10] = b'X';
         assert_eq!(Feed::from_padded(padded), Err(FeedError::NotPrintable));

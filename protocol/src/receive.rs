@@ -213,7 +213,7 @@ impl Node {
             None => {
                 let wave = self
                     .committee
-                    .wave(id, origin, self.me, self.config.committee);
+                    .wave(id, origin, self.me, self.config.committee());
                 self.prices.get_mut(&id).expect("held").wave = Some(wave);
                 wave
             }

@@ -177,7 +177,7 @@ mod tests {
     fn sample(signers: u8) -> Message {
         let body = PriceBody {
             id: PriceId::mint(1_700_000_000_000, 3, Address([1; 20])),
-            feed: Feed::new("ETH/USD").unwrap(),
+            feed: Feed::eth_usd(),
             price: Price(301_245_000_000),
             decimals: 8,
             observed_at_ms: 1_700_000_000_000,

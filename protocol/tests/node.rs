@@ -298,7 +298,7 @@ fn a_later_wave_never_signs_a_price_older_than_max_age() {
     for me in 1..6 {
         // Waves 100 s apart: with a committee of 2 among 5, the third wave comes after max_age.
         let mut cfg = config(&keys);
-        cfg.committee = 2;
+        cfg.committee = Some(2);
         cfg.cosign_step_ms = 100_000;
         let max_age = cfg.max_age_ms;
         let mut node = Node::new(cfg, keys[me].address(), 42, T0).unwrap();
@@ -1140,7 +1140,7 @@ fn an_open_network_accepts_any_valid_signer_and_learns_its_committee() {
     let keys = keys(6);
     let mut config = config(&keys[..1]);
     config.signers = Signers::Open;
-    config.committee = 1;
+    config.committee = Some(1);
     config.quorum = 2;
     let mut node = Node::new(config, keys[0].address(), 42, T0).unwrap();
     step(

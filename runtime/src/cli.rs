@@ -63,11 +63,10 @@ impl Deployment {
         let signers = read_signers(&self.signers)?;
         let mut config = Config::new(
             &self.network,
-            Feed::new("ETH/USD").expect("a valid feed"),
+            Feed::eth_usd(),
             Signers::Allowlist(signers.into_iter().collect()),
         );
         config.quorum = self.quorum;
-        config.committee = self.quorum;
         Ok(config)
     }
 }
@@ -236,7 +235,7 @@ impl NodeArgs {
     pub fn devnet_config(signers: Vec<Address>) -> Config {
         let mut config = Config::new(
             "devnet",
-            Feed::new("ETH/USD").expect("a valid feed"),
+            Feed::eth_usd(),
             Signers::Allowlist(signers.into_iter().collect()),
         );
         config.price_interval_ms = 30_000;
@@ -245,16 +244,13 @@ impl NodeArgs {
     }
 
     pub fn sources(&self) -> Vec<Source> {
-        [
-            (Exchange::Coinbase, &self.coinbase_url),
-            (Exchange::CoinGecko, &self.coingecko_url),
-            (Exchange::Kraken, &self.kraken_url),
-        ]
-        .into_iter()
-        .map(|(exchange, url)| Source {
-            exchange,
-            base_url: url.clone(),
+        Source::every(|exchange| {
+            match exchange {
+                Exchange::Coinbase => &self.coinbase_url,
+                Exchange::CoinGecko => &self.coingecko_url,
+                Exchange::Kraken => &self.kraken_url,
+            }
+            .clone()
         })
-        .collect()
     }
 }

@@ -11,7 +11,7 @@ use clap::Parser;
 use runtime::cli::{Cli, Command, NodeArgs, VerifyArgs, write_signers};
 use runtime::driver::{self, Settings};
 use runtime::key;
-use runtime::sources::{Exchange, Source, Sources};
+use runtime::sources::{Source, Sources};
 use runtime::store::Store;
 use tokio::sync::watch;
 
@@ -87,7 +87,7 @@ async fn node(args: NodeArgs) -> Result<(), Error> {
     let settings = Settings {
         name: args.name.clone(),
         http: Some(args.http),
-        sources: Sources::new(args.sources(), args.source_timeout, 2, config.decimals),
+        sources: Sources::new(args.sources(), args.source_timeout, config.decimals),
         key,
         config,
         listen: args.listen.clone(),
@@ -134,17 +134,11 @@ async fn devnet(nodes: usize, dir: &Path) -> Result<(), Error> {
     for (i, key) in keys.into_iter().enumerate() {
         let mut config = NodeArgs::devnet_config(signers.clone());
         config.min_peers = config.min_peers.min(nodes - 1);
-        let sources = Exchange::ALL
-            .iter()
-            .map(|&exchange| Source {
-                exchange,
-                base_url: exchange.default_base_url().to_owned(),
-            })
-            .collect();
+        let sources = Source::every(|exchange| exchange.default_base_url().to_owned());
         let settings = Settings {
             name: format!("node-{i}"),
             http: Some(([127, 0, 0, 1], 9100 + i as u16).into()),
-            sources: Sources::new(sources, Duration::from_secs(5), 2, config.decimals),
+            sources: Sources::new(sources, Duration::from_secs(5), config.decimals),
             key,
             config,
             listen: vec![address(ports[i])],

@@ -131,6 +131,23 @@ pub struct Source {
     pub base_url: String,
 }
 
+impl Source {
+    /// One source for every exchange, each at the base URL `url` gives it.
+    pub fn every(url: impl Fn(Exchange) -> String) -> Vec<Source> {
+        Exchange::ALL
+            .iter()
+            .map(|&exchange| Source {
+                exchange,
+                base_url: url(exchange),
+            })
+            .collect()
+    }
+}
+
+/// Attempts after a failed request, unless [`Sources::with_retries`] says otherwise: a passing
+/// error is tried again, an exchange that is down is not asked all interval long.
+const RETRIES: u32 = 2;
+
 #[derive(Debug, Clone)]
 pub struct Sources {
     client: reqwest::Client,
@@ -148,8 +165,8 @@ pub struct Fetched {
 }
 
 impl Sources {
-    /// `timeout` per request; `retries` more attempts after a failure, waiting 250 ms, 500 ms, ...
-    pub fn new(sources: Vec<Source>, timeout: Duration, retries: u32, decimals: u8) -> Sources {
+    /// `timeout` per request; two more attempts after a failure, waiting 250 ms, then 500 ms.
+    pub fn new(sources: Vec<Source>, timeout: Duration, decimals: u8) -> Sources {
         let client = reqwest::Client::builder()
             .user_agent(concat!("price-oracle/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -158,9 +175,15 @@ impl Sources {
             client,
             sources,
             timeout,
-            retries,
+            retries: RETRIES,
             decimals,
         }
+    }
+
+    /// `retries` more attempts after a failure, waiting 250 ms, 500 ms, ...
+    pub fn with_retries(mut self, retries: u32) -> Sources {
+        self.retries = retries;
+        self
     }
 
     /// Asks every source at once.

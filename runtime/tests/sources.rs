@@ -32,14 +32,8 @@ fn exchanges(coinbase: &'static str, coingecko: &'static str, kraken: &'static s
 }
 
 fn sources(base: &str, timeout_ms: u64) -> Sources {
-    let all = Exchange::ALL
-        .iter()
-        .map(|&exchange| Source {
-            exchange,
-            base_url: base.to_owned(),
-        })
-        .collect();
-    Sources::new(all, Duration::from_millis(timeout_ms), 1, 8)
+    let all = Source::every(|_| base.to_owned());
+    Sources::new(all, Duration::from_millis(timeout_ms), 8).with_retries(1)
 }
 
 #[tokio::test]

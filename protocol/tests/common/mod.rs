@@ -19,7 +19,7 @@ pub fn keys(n: u8) -> Vec<Keypair> {
 }
 
 pub fn feed() -> Feed {
-    Feed::new("ETH/USD").unwrap()
+    Feed::eth_usd()
 }
 
 /// The production defaults with these keys as the allowlist, one source and no peer minimum.

@@ -26,11 +26,7 @@ pub fn keys() -> Vec<Keypair> {
 
 pub fn config(keys: &[Keypair]) -> Config {
     let list = keys.iter().map(Keypair::address).collect();
-    Config::new(
-        "storetest",
-        Feed::new("ETH/USD").unwrap(),
-        Signers::Allowlist(list),
-    )
+    Config::new("storetest", Feed::eth_usd(), Signers::Allowlist(list))
 }
 
 /// keys[0]'s price observed at `at`, signed by the first `signers` keys, written by keys[1].
@@ -38,7 +34,7 @@ pub fn price(keys: &[Keypair], at: u64, units: u128, signers: usize) -> StoredPr
     let network_id = config(keys).network_id();
     let body = PriceBody {
         id: PriceId::mint(at, 0, keys[0].address()),
-        feed: Feed::new("ETH/USD").unwrap(),
+        feed: Feed::eth_usd(),
         price: Price(units),
         decimals: 8,
         observed_at_ms: at,
@@ -222,11 +218,7 @@ async fn pump(
 /// prices within seconds.
 pub fn fast_config(network: &str, keys: &[Keypair]) -> Config {
     let list = keys.iter().map(Keypair::address).collect();
-    let mut c = Config::new(
-        network,
-        Feed::new("ETH/USD").unwrap(),
-        Signers::Allowlist(list),
-    );
+    let mut c = Config::new(network, Feed::eth_usd(), Signers::Allowlist(list));
     c.price_interval_ms = 4_000;
     c.cosign_step_ms = 1_000;
     c.write_delay_ms = 1_000;
@@ -282,14 +274,8 @@ pub fn loopback_node(
     exchanges: &str,
     http: Option<std::net::SocketAddr>,
 ) -> runtime::driver::Settings {
-    use runtime::sources::{Exchange, Source, Sources};
-    let sources = Exchange::ALL
-        .iter()
-        .map(|&exchange| Source {
-            exchange,
-            base_url: exchanges.to_owned(),
-        })
-        .collect();
+    use runtime::sources::{Source, Sources};
+    let sources = Source::every(|_| exchanges.to_owned());
     runtime::driver::Settings {
         name: format!("node-{i}"),
         http,
@@ -297,12 +283,8 @@ pub fn loopback_node(
         config: config.clone(),
         listen: vec![loopback(ports[i])],
         bootstrap: ports[..i.min(1)].iter().map(|&p| loopback(p)).collect(),
-        sources: Sources::new(
-            sources,
-            std::time::Duration::from_secs(2),
-            1,
-            config.decimals,
-        ),
+        sources: Sources::new(sources, std::time::Duration::from_secs(2), config.decimals)
+            .with_retries(1),
     }
 }
 
