@@ -83,7 +83,7 @@ pub(crate) fn fits(config: &Config, body: &PriceBody) -> Result<(), Flaw> {
     Ok(())
 }
 
-impl crate::io::StoredPrice {
+impl crate::io::PriceRow {
     /// [`audit`] of this row.
     pub fn audit(&self, config: &Config) -> Result<(), Flaw> {
         let signatures: Vec<_> = self.signatures().iter().map(|(&a, &s)| (a, s)).collect();

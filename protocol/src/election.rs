@@ -7,18 +7,18 @@
 //! address), and the allowlist is consulted only for rows ranked ahead of the reader.
 
 use crate::crypto::{Address, keccak256};
-use crate::io::Heartbeat;
+use crate::io::HeartbeatRow;
 
 /// `me`'s place in the term's order of writers among the fresh, eligible rows: 0 writes, 1 is the
 /// first backup, and so on. `None` when `me` has no fresh row.
 pub(crate) fn rank(
-    rows: &[Heartbeat],
+    rows: &[HeartbeatRow],
     stale_ms: u64,
     term: u64,
     me: Address,
     eligible: impl Fn(Address) -> bool,
 ) -> Option<usize> {
-    let fresh = |row: &&Heartbeat| row.age_ms <= stale_ms;
+    let fresh = |row: &&HeartbeatRow| row.age_ms <= stale_ms;
     rows.iter().filter(fresh).find(|row| row.node == me)?;
     let key = term_key(term);
     let mine = (score(key, me), me);
@@ -50,10 +50,10 @@ fn score(term_key: u64, node: Address) -> u64 {
 mod tests {
     use super::*;
 
-    fn rows(ages: &[u64]) -> Vec<Heartbeat> {
+    fn rows(ages: &[u64]) -> Vec<HeartbeatRow> {
         ages.iter()
             .enumerate()
-            .map(|(i, &age_ms)| Heartbeat {
+            .map(|(i, &age_ms)| HeartbeatRow {
                 node: Address([i as u8; 20]),
                 age_ms,
             })
@@ -62,7 +62,7 @@ mod tests {
 
     /// The writer of a term: the node ranked 0.
     fn writer(
-        rows: &[Heartbeat],
+        rows: &[HeartbeatRow],
         term: u64,
         eligible: impl Fn(Address) -> bool,
     ) -> Option<Address> {

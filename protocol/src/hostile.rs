@@ -12,7 +12,7 @@ use arbitrary::{Arbitrary, Unstructured};
 
 use crate::config::{Config, Signers};
 use crate::crypto::{Address, Keypair};
-use crate::io::{Action, Broadcast, Event, Heartbeat, MessageRef, Verdict, WriteOutcome};
+use crate::io::{Action, Broadcast, Event, HeartbeatRow, MessageRef, Verdict, WriteOutcome};
 use crate::node::Node;
 use crate::price::{Feed, Price, PriceBody, PriceId};
 use crate::wire::Message;
@@ -253,7 +253,7 @@ impl Hostile {
                 heartbeats: self
                     .keys
                     .iter()
-                    .map(|k| Heartbeat {
+                    .map(|k| HeartbeatRow {
                         node: k.address(),
                         age_ms: u64::from(if k.address() == me {
                             my_age_ms
@@ -358,7 +358,7 @@ impl Hostile {
                 self.gossip_in, self.verdicts_out
             )
         })?;
-        let (prices, _, _) = self.node.footprint();
+        let prices = self.node.footprint().prices;
         check(prices <= self.config.max_prices, || {
             format!("{prices} prices held")
         })

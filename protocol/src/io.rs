@@ -22,7 +22,7 @@ pub enum Event {
     /// Answer to [`Action::ReadDatabase`]: every heartbeat row with its age by the database's clock,
     /// and the ids already stored from `stored_since` on.
     DatabaseRead {
-        heartbeats: Vec<Heartbeat>,
+        heartbeats: Vec<HeartbeatRow>,
         stored: Vec<PriceId>,
     },
     /// [`Action::Heartbeat`] or [`Action::ReadDatabase`] failed: the database is out of reach.
@@ -43,7 +43,7 @@ pub struct MessageRef {
 
 /// One row of the heartbeat table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Heartbeat {
+pub struct HeartbeatRow {
     pub node: Address,
     /// Milliseconds since the row was last written, by the database's own clock.
     pub age_ms: u64,
@@ -81,7 +81,7 @@ pub enum Action {
     /// Read the heartbeat table, and the stored ids from `stored_since` on (none if `None`).
     ReadDatabase { stored_since: Option<PriceId> },
     /// Insert this price unless its id is already stored; answer with [`Event::WriteFinished`].
-    Write(StoredPrice),
+    Write(PriceRow),
     /// Something a person watching the node wants to know. Needs no answer.
     Report(Report),
 }
@@ -108,9 +108,9 @@ pub enum Verdict {
     Reject(Misbehaviour),
 }
 
-/// A row for the prices table: a message with at least quorum valid signatures.
+/// A row for the prices table, to be written: a message with at least quorum valid signatures.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPrice {
+pub struct PriceRow {
     pub message: Message,
     /// Who minted the price (its first signer).
     pub origin: Address,
@@ -119,7 +119,7 @@ pub struct StoredPrice {
     pub writer: Address,
 }
 
-impl StoredPrice {
+impl PriceRow {
     pub fn signatures(&self) -> &BTreeMap<Address, Signature> {
         self.message.signatures()
     }
@@ -160,6 +160,8 @@ pub enum Report {
         signers: usize,
         after_ms: u64,
     },
+    /// This node's write found the price in the database: stored by this write
+    /// (`WriteOutcome::Inserted`) or by an earlier one (`WriteOutcome::AlreadyPresent`).
     Stored {
         id: PriceId,
         outcome: WriteOutcome,

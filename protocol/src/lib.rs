@@ -30,11 +30,11 @@ pub use config::{Config, ConfigError, Signers};
 pub use crypto::{Address, Keypair, Recover, Signature, SignatureCheck, keccak256};
 pub use drive::Io;
 pub use io::{
-    Action, Broadcast, Event, Heartbeat, MessageRef, Refusal, Report, StoredPrice, Verdict,
+    Action, Broadcast, Event, HeartbeatRow, MessageRef, PriceRow, Refusal, Report, Verdict,
     WriteOutcome,
 };
 pub use metrics::{Counters, Ignored, Misbehaviour};
-pub use node::Node;
+pub use node::{Footprint, Node};
 pub use price::{Feed, Price, PriceBody, PriceId};
 pub use timers::Timer;
 pub use wire::{DecodeError, MAX_MESSAGE_LEN, MAX_SIGNATURES, Message, message_id};

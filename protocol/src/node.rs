@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::crypto::{Address, Recover, Signature, SignatureCheck};
 use crate::election;
-use crate::io::{Action, Broadcast, Event, Heartbeat, Refusal, Report, StoredPrice, WriteOutcome};
+use crate::io::{Action, Broadcast, Event, HeartbeatRow, PriceRow, Refusal, Report, WriteOutcome};
 use crate::metrics::{Counters, Ignored};
 use crate::price::{Price, PriceBody, PriceId};
 use crate::timers::{Timer, Timers};
@@ -20,6 +20,16 @@ use crate::wire::Message;
 
 /// Members the committee ring learns at most in an open network (an allowlist sets its own size).
 pub(crate) const MAX_OPEN_MEMBERS: usize = 10_000;
+
+/// What a node holds in memory, in entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Prices collecting signatures or waiting to be stored.
+    pub prices: usize,
+    /// Ids remembered as stored, while a copy could still be accepted.
+    pub stored_ids: usize,
+    pub timers: usize,
+}
 
 /// One oracle participant's state machine.
 ///
@@ -129,7 +139,10 @@ impl Node {
         Ok(node)
     }
 
-    /// Replaces how signatures are checked (by default, [`Recover`]).
+    /// Replaces how signatures are checked (by default, [`Recover`]): for a driver running many
+    /// nodes in one process (a shared memo of recoveries), and for tests. Behind the `simulation`
+    /// feature, so that the production node cannot switch verification off.
+    #[cfg(feature = "simulation")]
     pub fn with_signature_check(mut self, check: Arc<dyn SignatureCheck>) -> Node {
         self.check = check;
         self
@@ -206,9 +219,13 @@ impl Node {
             .map(|lease| lease.rank)
     }
 
-    /// Prices held in memory (collecting or waiting to be stored), ids remembered as stored, timers.
-    pub fn footprint(&self) -> (usize, usize, usize) {
-        (self.prices.len(), self.stored.len(), self.timers.len())
+    /// What the node holds in memory.
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            prices: self.prices.len(),
+            stored_ids: self.stored.len(),
+            timers: self.timers.len(),
+        }
     }
 
     /// The first moment from `from` on at this node's phase of the price interval. The phase comes
@@ -521,7 +538,7 @@ impl Node {
         }
     }
 
-    fn on_database(&mut self, heartbeats: &[Heartbeat], stored: &[PriceId]) {
+    fn on_database(&mut self, heartbeats: &[HeartbeatRow], stored: &[PriceId]) {
         for &id in stored {
             self.mark_stored(id);
         }
@@ -602,7 +619,7 @@ impl Node {
         let (origin, last_signature_at_ms) = (entry.origin, entry.last_signature_at);
         let message = self.message(id).expect("a ready price has signatures");
         self.counters.writes += 1;
-        self.push(Action::Write(StoredPrice {
+        self.push(Action::Write(PriceRow {
             message,
             origin,
             last_signature_at_ms,

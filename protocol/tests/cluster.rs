@@ -44,7 +44,7 @@ fn four_nodes_store_each_price_once_with_a_quorum() {
     // retransmits them.
     cluster.run_until(T0 + 500_000);
     for node in &cluster.nodes {
-        assert_eq!(node.footprint().0, 0, "{:?}", node.address());
+        assert_eq!(node.footprint().prices, 0, "{:?}", node.address());
         assert_eq!(node.counters().retransmits, 0);
     }
     assert_eq!(cluster.stored.len(), 4);

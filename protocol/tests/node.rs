@@ -504,7 +504,7 @@ fn bad_input_is_dropped_counted_and_never_signed() {
     }
     assert_eq!(node.counters().rejected_total(), 10);
     assert_eq!(node.counters().rejected["bad id"], 2);
-    assert_eq!(node.footprint().0, 0, "nothing kept");
+    assert_eq!(node.footprint().prices, 0, "nothing kept");
 
     // A signer listed twice never decodes.
     let mut twice = signed(net, good, &[&keys[0], &keys[2]]).encode();
@@ -658,10 +658,14 @@ fn a_late_price_needs_a_verified_quorum_before_anything_is_kept() {
         step(&mut node, now, gossip(forged)),
         [verdict(Verdict::Reject(Misbehaviour::BadSignature))]
     );
-    assert_eq!(node.footprint().0, 0, "no slot held for a forged quorum");
+    assert_eq!(
+        node.footprint().prices,
+        0,
+        "no slot held for a forged quorum"
+    );
     let actions = step(&mut node, now, gossip(message.encode()));
     assert_eq!(actions[0], verdict(Verdict::Accept));
-    assert_eq!(node.footprint().0, 1);
+    assert_eq!(node.footprint().prices, 1);
 }
 
 #[test]
@@ -698,16 +702,16 @@ fn one_origin_cannot_fill_memory() {
         };
         assert_eq!(v, verdict(expected), "price {i}");
     }
-    assert_eq!(node.footprint().0 as u64, limit);
+    assert_eq!(node.footprint().prices as u64, limit);
     // Past their age (max age + skew) they are dropped, and the origin may publish again.
     step(&mut node, READY + limit + 240_000, Event::TimerDue);
-    assert_eq!(node.footprint().0, 0);
+    assert_eq!(node.footprint().prices, 0);
     assert_eq!(node.counters().expired_without_quorum, limit);
 }
 
-fn rows(keys: &[Keypair], age_ms: u64) -> Vec<Heartbeat> {
+fn rows(keys: &[Keypair], age_ms: u64) -> Vec<HeartbeatRow> {
     keys.iter()
-        .map(|k| Heartbeat {
+        .map(|k| HeartbeatRow {
             node: k.address(),
             age_ms,
         })
@@ -731,7 +735,7 @@ fn keep_lease(node: &mut Node, keys: &[Keypair], times: impl Iterator<Item = u64
 
 /// keys[3] elected writer, holding a ready price it did not sign (out of band); returns the node,
 /// the row it will write and when it is due.
-fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, StoredPrice, u64) {
+fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
     let mut node = observing_node(keys, 3);
     let net = node.network_id();
     // Make this node the writer: find a term in which it wins.
@@ -760,7 +764,7 @@ fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, StoredPrice, u64) {
     step(&mut node, now, gossip(ready.encode()));
     let write_at = now + 30_000;
     keep_lease(&mut node, keys, (now..write_at).step_by(5_000));
-    let row = StoredPrice {
+    let row = PriceRow {
         message: ready,
         origin: keys[0].address(),
         last_signature_at_ms: now,
@@ -882,7 +886,7 @@ fn stale_heartbeats_and_an_unreachable_database_never_make_a_writer() {
     for term in 0..20u64 {
         let now = READY + term * 60_000;
         // Only this node's row is there, but it is stale: no writer at all.
-        let heartbeats = vec![Heartbeat {
+        let heartbeats = vec![HeartbeatRow {
             node: me,
             age_ms: 15_001,
         }];
@@ -899,7 +903,7 @@ fn stale_heartbeats_and_an_unreachable_database_never_make_a_writer() {
             &mut node,
             now,
             Event::DatabaseRead {
-                heartbeats: vec![Heartbeat {
+                heartbeats: vec![HeartbeatRow {
                     node: me,
                     age_ms: 0,
                 }],
@@ -918,7 +922,7 @@ fn stale_heartbeats_and_an_unreachable_database_never_make_a_writer() {
         &mut node,
         READY,
         Event::DatabaseRead {
-            heartbeats: vec![Heartbeat {
+            heartbeats: vec![HeartbeatRow {
                 node: me,
                 age_ms: 0,
             }],
@@ -1031,7 +1035,7 @@ fn a_signer_retransmits_a_ready_price_until_it_is_seen_stored() {
             stored: vec![b.id],
         },
     );
-    assert_eq!(node.footprint().0, 0);
+    assert_eq!(node.footprint().prices, 0);
     assert_eq!(
         broadcasts(&step(&mut node, first + 3_600_000, Event::TimerDue)),
         []
@@ -1123,14 +1127,14 @@ fn retransmissions_are_bounded_and_a_ready_price_expires_after_its_ttl() {
         sent += broadcasts(&step(&mut node, now, Event::TimerDue)).len();
     }
     assert_eq!(sent, 5, "max_retransmits");
-    assert_eq!(node.footprint().0, 1, "kept until its TTL");
+    assert_eq!(node.footprint().prices, 1, "kept until its TTL");
     let actions = step(&mut node, b.observed_at_ms + 3_600_000, Event::TimerDue);
     assert!(actions.contains(&Action::Report(Report::Expired {
         id: b.id,
         reached_quorum: true
     })));
     assert_eq!(
-        (node.footprint().0, node.counters().expired_unstored),
+        (node.footprint().prices, node.counters().expired_unstored),
         (0, 1)
     );
 }

@@ -427,7 +427,7 @@ impl NodeIo {
 /// `/health`.
 pub async fn write(
     store: &Store,
-    price: &protocol::StoredPrice,
+    price: &protocol::PriceRow,
     config: &Config,
     name: &str,
     metrics: &Metrics,

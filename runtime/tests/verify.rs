@@ -126,7 +126,7 @@ async fn a_writer_that_finds_its_id_taken_audits_the_row() {
     let honest = common::price(&keys, common::T0, 301_245_170_000, 3);
     let mut signatures = honest.signatures().clone();
     signatures.get_mut(&keys[1].address()).unwrap().0[10] ^= 1;
-    let forged = protocol::StoredPrice {
+    let forged = protocol::PriceRow {
         message: protocol::Message::new(honest.message.network_id, honest.message.body, signatures)
             .unwrap(),
         ..honest.clone()

@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use protocol::{Address, Heartbeat, PriceId, StoredPrice, WriteOutcome};
+use protocol::{Address, HeartbeatRow, PriceId, PriceRow, WriteOutcome};
 
 use crate::scenario::Database as Settings;
 
 /// A stored row and when (simulated time) it landed.
 #[derive(Debug, Clone)]
 pub struct Row {
-    pub price: StoredPrice,
+    pub price: PriceRow,
     pub inserted_at: u64,
 }
 
@@ -85,13 +85,13 @@ impl Database {
         &mut self,
         now: u64,
         since: Option<PriceId>,
-    ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), Unreachable> {
+    ) -> Result<(Vec<HeartbeatRow>, Vec<PriceId>), Unreachable> {
         self.reachable(now)?;
         let clock = self.clock(now);
         let heartbeats = self
             .heartbeats
             .iter()
-            .map(|(&node, &at)| Heartbeat {
+            .map(|(&node, &at)| HeartbeatRow {
                 node,
                 age_ms: clock.saturating_sub(at),
             })
@@ -103,7 +103,7 @@ impl Database {
         Ok((heartbeats, stored))
     }
 
-    pub fn insert(&mut self, now: u64, price: StoredPrice) -> Result<WriteOutcome, Unreachable> {
+    pub fn insert(&mut self, now: u64, price: PriceRow) -> Result<WriteOutcome, Unreachable> {
         self.reachable(now)?;
         self.insert_attempts += 1;
         let rows = self.rows.entry(price.message.body.id).or_default();

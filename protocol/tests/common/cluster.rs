@@ -12,7 +12,7 @@ pub struct Cluster {
     pub now: u64,
     pub price: Price,
     /// Every row the database accepted, by id.
-    pub stored: BTreeMap<PriceId, StoredPrice>,
+    pub stored: BTreeMap<PriceId, PriceRow>,
     /// Inserts refused because the id was already stored.
     pub duplicate_inserts: usize,
     pub trace: Vec<String>,
@@ -131,7 +131,7 @@ impl Cluster {
                 let heartbeats = self
                     .beats
                     .iter()
-                    .map(|(&node, &at)| Heartbeat {
+                    .map(|(&node, &at)| HeartbeatRow {
                         node,
                         age_ms: self.now - at,
                     })

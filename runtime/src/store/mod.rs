@@ -12,7 +12,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use protocol::{Address, Config, Heartbeat, PriceId, StoredPrice, WriteOutcome};
+use protocol::{Address, Config, HeartbeatRow, PriceId, PriceRow, WriteOutcome};
 
 pub use postgres::Postgres;
 pub use record::{Record, SignedParts, parse_id};
@@ -74,7 +74,7 @@ impl Query {
 /// A stored row as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
-    pub price: StoredPrice,
+    pub price: PriceRow,
     /// The quorum the writer enforced.
     pub quorum: usize,
     pub inserted_at_ms: u64,
@@ -147,7 +147,7 @@ impl Store {
     pub async fn read(
         &self,
         stored_since: Option<PriceId>,
-    ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), StoreError> {
+    ) -> Result<(Vec<HeartbeatRow>, Vec<PriceId>), StoreError> {
         self.bounded(async {
             match &self.backend {
                 Backend::Postgres(db) => db.read(stored_since).await,
@@ -161,7 +161,7 @@ impl Store {
     /// be stored (a timeout says nothing of the database's side); trying again is harmless.
     pub async fn insert(
         &self,
-        price: &StoredPrice,
+        price: &PriceRow,
         quorum: usize,
     ) -> Result<WriteOutcome, StoreError> {
         self.insert_record(Record::of(price, quorum)).await

@@ -1,7 +1,7 @@
 //! The store on PostgreSQL (tokio-postgres). Columns go over the wire as text and are cast in SQL,
 //! so prices stay exact (`numeric(39,0)`) with no extra type crates.
 
-use protocol::{Address, Heartbeat, PriceId, WriteOutcome};
+use protocol::{Address, HeartbeatRow, PriceId, WriteOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ impl Postgres {
     pub async fn read(
         &self,
         stored_since: Option<PriceId>,
-    ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), StoreError> {
+    ) -> Result<(Vec<HeartbeatRow>, Vec<PriceId>), StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -104,7 +104,7 @@ impl Postgres {
             let node: String = row.get(0);
             let age: i64 = row.get(1);
             match Address::parse(&node) {
-                Ok(node) => heartbeats.push(Heartbeat {
+                Ok(node) => heartbeats.push(HeartbeatRow {
                     node,
                     age_ms: age as u64,
                 }),

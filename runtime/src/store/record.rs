@@ -1,9 +1,9 @@
 //! A price as its columns, in the text forms both databases store: the one mapping between
-//! `StoredPrice` and a row.
+//! `PriceRow` and a row.
 
 use std::collections::BTreeMap;
 
-use protocol::{Address, Feed, Message, Price, PriceBody, PriceId, Signature, StoredPrice};
+use protocol::{Address, Feed, Message, Price, PriceBody, PriceId, PriceRow, Signature};
 use serde::{Deserialize, Serialize};
 
 use super::{Row, StoreError};
@@ -37,7 +37,7 @@ struct SignatureEntry {
 }
 
 impl Record {
-    pub fn of(price: &StoredPrice, quorum: usize) -> Record {
+    pub fn of(price: &PriceRow, quorum: usize) -> Record {
         let body = price.message.body;
         let entries: Vec<SignatureEntry> = price
             .signatures()
@@ -125,7 +125,7 @@ impl Record {
             .ok_or_else(|| corrupt("no signatures, or too many"))?;
         let writer = Address::parse(&self.writer).map_err(|_| corrupt("writer address"))?;
         Ok(Row {
-            price: StoredPrice {
+            price: PriceRow {
                 message,
                 origin: parts.origin,
                 last_signature_at_ms: self.last_signed_at_ms as u64,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use protocol::{Address, Heartbeat, PriceId, WriteOutcome};
+use protocol::{Address, HeartbeatRow, PriceId, WriteOutcome};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::record::parse_id;
@@ -66,7 +66,7 @@ impl Sqlite {
     pub async fn read(
         &self,
         stored_since: Option<PriceId>,
-    ) -> Result<(Vec<Heartbeat>, Vec<PriceId>), StoreError> {
+    ) -> Result<(Vec<HeartbeatRow>, Vec<PriceId>), StoreError> {
         self.with(move |c| {
             let mut query = c.prepare(&format!(
                 "SELECT node, max(0, {NOW_MS} - beat_at_ms) FROM heartbeats"
@@ -81,7 +81,7 @@ impl Sqlite {
                     id: node.clone(),
                     what: format!("heartbeat node: {error}"),
                 })?;
-                heartbeats.push(Heartbeat {
+                heartbeats.push(HeartbeatRow {
                     node,
                     age_ms: age as u64,
                 });

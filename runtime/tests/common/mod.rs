@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use protocol::{
-    Address, Config, Feed, Keypair, Message, Price, PriceBody, PriceId, Signers, StoredPrice,
+    Address, Config, Feed, Keypair, Message, Price, PriceBody, PriceId, PriceRow, Signers,
 };
 use runtime::store::Store;
 
@@ -30,7 +30,7 @@ pub fn config(keys: &[Keypair]) -> Config {
 }
 
 /// keys[0]'s price observed at `at`, signed by the first `signers` keys, written by keys[1].
-pub fn price(keys: &[Keypair], at: u64, units: u128, signers: usize) -> StoredPrice {
+pub fn price(keys: &[Keypair], at: u64, units: u128, signers: usize) -> PriceRow {
     let network_id = config(keys).network_id();
     let body = PriceBody {
         id: PriceId::mint(at, 0, keys[0].address()),
@@ -44,7 +44,7 @@ pub fn price(keys: &[Keypair], at: u64, units: u128, signers: usize) -> StoredPr
         .iter()
         .map(|k| (k.address(), k.sign(&digest)))
         .collect();
-    StoredPrice {
+    PriceRow {
         message: Message::new(network_id, body, signatures).unwrap(),
         origin: keys[0].address(),
         last_signature_at_ms: at + 1_234,
