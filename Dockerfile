@@ -2,7 +2,9 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p runtime && cp target/release/runtime /usr/local/bin/runtime
+# Without the simulation's `--cfg madsim` (.cargo/config.toml, which .dockerignore leaves out too).
+RUN cargo build --release -p runtime --config 'build.rustflags=[]' \
+    && cp target/release/runtime /usr/local/bin/runtime
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \

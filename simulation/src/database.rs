@@ -26,7 +26,6 @@ pub struct Database {
     hung_until: u64,
     pub insert_attempts: u64,
     pub duplicates_blocked: u64,
-    pub unreachable: u64,
 }
 
 /// The database was out of reach.
@@ -43,7 +42,6 @@ impl Database {
             hung_until: 0,
             insert_attempts: 0,
             duplicates_blocked: 0,
-            unreachable: 0,
         }
     }
 
@@ -62,7 +60,6 @@ impl Database {
 
     fn reachable(&mut self, now: u64) -> Result<(), Unreachable> {
         if now < self.down_until {
-            self.unreachable += 1;
             return Err(Unreachable);
         }
         Ok(())

@@ -37,8 +37,6 @@ pub struct Observer {
     /// The node that most recently became the writer.
     pub writer: Option<usize>,
     pub published: u64,
-    pub cosigned: u64,
-    pub refused: u64,
     pub expired_unstored: u64,
     pub panics: Vec<String>,
 }
@@ -170,8 +168,6 @@ impl Observer {
                     timeline.quorum_at = Some(at);
                 }
             }
-            Report::CoSigned { .. } => self.cosigned += 1,
-            Report::Refused { .. } => self.refused += 1,
             Report::WriterChanged { writer: true } => self.writer = Some(node),
             Report::Expired {
                 reached_quorum: true,
