@@ -243,7 +243,11 @@ impl Driver {
                 peer_id,
                 info,
                 ..
-            })) => network::learn(&mut self.io.swarm, peer_id, &info.listen_addrs),
+            })) => {
+                let settings = &self.io.settings;
+                let private = network::is_private_deployment(&settings.listen, &settings.bootstrap);
+                network::learn(&mut self.io.swarm, private, peer_id, &info.listen_addrs)
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(name = %self.io.settings.name, %address, "listening");
             }

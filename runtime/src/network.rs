@@ -216,10 +216,14 @@ pub fn signer_of(peer: &PeerId) -> Option<Address> {
 
 /// Learns a peer's listen addresses (from identify) for Kademlia: only addresses a node of this
 /// deployment should dial. Peers choose what they advertise, so a private or loopback address
-/// could steer this node's dials at internal hosts; those are kept only when this node itself
-/// listens on such an address (a devnet, a private deployment).
-pub fn learn(swarm: &mut Swarm<Behaviour>, peer: PeerId, addresses: &[Multiaddr]) {
-    let private_deployment = swarm.listeners().any(|a| !is_global(a));
+/// could steer this node's dials at internal hosts; those are kept only in a private deployment
+/// (see [`is_private_deployment`]).
+pub fn learn(
+    swarm: &mut Swarm<Behaviour>,
+    private_deployment: bool,
+    peer: PeerId,
+    addresses: &[Multiaddr],
+) {
     for address in addresses {
         if private_deployment || is_global(address) {
             swarm
@@ -228,6 +232,24 @@ pub fn learn(swarm: &mut Swarm<Behaviour>, peer: PeerId, addresses: &[Multiaddr]
                 .add_address(&peer, address.clone());
         }
     }
+}
+
+/// A devnet or a private network: the node is configured to listen on, or bootstrap from, a
+/// specific address that is not global (loopback, private). Listening on every interface
+/// (0.0.0.0) says nothing: such a node also listens on loopback, and is public all the same.
+pub fn is_private_deployment(listen: &[Multiaddr], bootstrap: &[Multiaddr]) -> bool {
+    let specific = |address: &&Multiaddr| {
+        address.iter().all(|part| match part {
+            Protocol::Ip4(ip) => !ip.is_unspecified(),
+            Protocol::Ip6(ip) => !ip.is_unspecified(),
+            _ => true,
+        })
+    };
+    listen
+        .iter()
+        .chain(bootstrap)
+        .filter(specific)
+        .any(|address| !is_global(address))
 }
 
 /// Whether an address names a host on the public internet: not loopback, private, link-local,
@@ -289,6 +311,20 @@ mod tests {
         ] {
             assert!(is_global(&public.parse().unwrap()), "{public}");
         }
+    }
+
+    #[test]
+    fn only_a_specific_private_address_makes_a_private_deployment() {
+        let addresses =
+            |list: &[&str]| -> Vec<Multiaddr> { list.iter().map(|a| a.parse().unwrap()).collect() };
+        let every_interface = addresses(&["/ip4/0.0.0.0/tcp/4001"]);
+        let public = addresses(&["/dns4/node1.example.org/tcp/4001", "/ip4/8.8.8.8/tcp/4001"]);
+        assert!(!is_private_deployment(&every_interface, &public));
+        assert!(!is_private_deployment(&every_interface, &[]));
+        let lan = addresses(&["/ip4/10.0.0.2/tcp/4001"]);
+        assert!(is_private_deployment(&every_interface, &lan));
+        let devnet = addresses(&["/ip4/127.0.0.1/tcp/4001"]);
+        assert!(is_private_deployment(&devnet, &[]));
     }
 
     #[test]
