@@ -94,6 +94,8 @@ pub async fn run(
         node,
         clock,
         started,
+        shown_offset_ms: 0,
+        private_deployment: network::is_private_deployment(&settings.listen, &settings.bootstrap),
         next_token: 0,
         peers: 0,
         io: NodeIo {
@@ -119,6 +121,10 @@ struct Driver {
     /// The node's time: monotonic since `started`, following the wall clock deliberately.
     clock: Clock,
     started: Instant,
+    /// The clock offset `/health` last showed, so that it is updated only when it changes.
+    shown_offset_ms: i64,
+    /// Decided once from the settings: whether peers' private addresses may be dialled.
+    private_deployment: bool,
     next_token: u64,
     peers: usize,
     io: NodeIo,
@@ -190,7 +196,10 @@ impl Driver {
             tracing::warn!(name = %self.io.settings.name, offset_ms, how, "the wall clock stepped");
         }
         let offset_ms = self.clock.offset_ms();
-        self.io.health(|h| h.clock_offset_ms = offset_ms);
+        if offset_ms != self.shown_offset_ms {
+            self.shown_offset_ms = offset_ms;
+            self.io.health(|h| h.clock_offset_ms = offset_ms);
+        }
     }
 
     /// A result from beside the node: noted for `/health`, then fed to the node.
@@ -244,8 +253,7 @@ impl Driver {
                 info,
                 ..
             })) => {
-                let settings = &self.io.settings;
-                let private = network::is_private_deployment(&settings.listen, &settings.bootstrap);
+                let private = self.private_deployment;
                 network::learn(&mut self.io.swarm, private, peer_id, &info.listen_addrs)
             }
             SwarmEvent::NewListenAddr { address, .. } => {
