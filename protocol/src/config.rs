@@ -119,6 +119,17 @@ impl Config {
         self.committee.unwrap_or(self.quorum)
     }
 
+    /// How long after the last fault (or after reaching quorum, if later) a price may take to be
+    /// stored, as README promises: the write delay, a writer term and a stale heartbeat (a writer
+    /// that died or lies silent), and two retransmission periods (a partition's side learning what
+    /// the other stored). The simulation and the fault test on real processes both hold nodes to it.
+    pub fn liveness_bound_ms(&self) -> u64 {
+        self.write_delay_ms
+            + self.writer_term_ms
+            + self.heartbeat_stale_ms
+            + 2 * self.retransmit_after_ms
+    }
+
     /// Checks every setting; the error says which one and what to do.
     pub fn validate(&self) -> Result<(), ConfigError> {
         use ConfigError::*;

@@ -24,12 +24,21 @@ pub struct Cli {
     /// Folder for the local network's keys, signer list and embedded database.
     #[arg(long, default_value = "devnet", env = "ORACLE_DEVNET_DIR")]
     pub devnet_dir: PathBuf,
+    /// Log lines as text (coloured only on a terminal) or as one JSON object per line.
+    #[arg(long, global = true, env = "ORACLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs one production node.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Checks stored prices against the signer list and the network id, without trusting the
     /// nodes that wrote them. Exits non-zero if any row fails.
     Verify(VerifyArgs),
@@ -135,11 +144,11 @@ pub struct NodeArgs {
     #[command(flatten)]
     pub deployment: Deployment,
     /// How often this node observes and publishes, e.g. 10m, 30s.
-    #[arg(long, env = "ORACLE_PRICE_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
-    pub price_interval: Duration,
+    #[arg(long, env = "ORACLE_PRICE_INTERVAL", default_value_t = default(|c| c.price_interval_ms))]
+    pub price_interval: humantime::Duration,
     /// Time after a price's last new signature before it is written.
-    #[arg(long, env = "ORACLE_WRITE_DELAY", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub write_delay: Duration,
+    #[arg(long, env = "ORACLE_WRITE_DELAY", default_value_t = default(|c| c.write_delay_ms))]
+    pub write_delay: humantime::Duration,
     /// Peers needed before this node publishes its own prices.
     #[arg(long, env = "ORACLE_MIN_PEERS", default_value_t = 3)]
     pub min_peers: usize,
@@ -147,9 +156,8 @@ pub struct NodeArgs {
     #[arg(long, env = "ORACLE_MIN_SOURCES", default_value_t = 2)]
     pub min_sources: usize,
     /// How long any database call may take before it counts as failed (a write is then retried).
-    /// Default: 10s.
-    #[arg(long, env = "ORACLE_DATABASE_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub database_timeout: Option<Duration>,
+    #[arg(long, env = "ORACLE_DATABASE_TIMEOUT", default_value_t = default(|c| c.database_timeout_ms))]
+    pub database_timeout: humantime::Duration,
     /// Per-request timeout of a price source.
     #[arg(long, env = "ORACLE_SOURCE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub source_timeout: Duration,
@@ -159,6 +167,43 @@ pub struct NodeArgs {
     pub coingecko_url: String,
     #[arg(long, env = "ORACLE_KRAKEN_URL", default_value = Exchange::Kraken.default_base_url())]
     pub kraken_url: String,
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+/// The periods of the writer election, co-signing and retransmission. Every node of a deployment
+/// should use the same; the defaults suit a 10-minute price interval, and tests shorten them.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Timing")]
+pub struct Timing {
+    /// How often the node writes its heartbeat.
+    #[arg(long, env = "ORACLE_HEARTBEAT_INTERVAL", default_value_t = default(|c| c.heartbeat_interval_ms))]
+    pub heartbeat_interval: humantime::Duration,
+    /// A heartbeat older than this never makes its node the writer.
+    #[arg(long, env = "ORACLE_HEARTBEAT_STALE", default_value_t = default(|c| c.heartbeat_stale_ms))]
+    pub heartbeat_stale: humantime::Duration,
+    /// The writer is chosen anew each term.
+    #[arg(long, env = "ORACLE_WRITER_TERM", default_value_t = default(|c| c.writer_term_ms))]
+    pub writer_term: humantime::Duration,
+    /// Each backup writer writes a ready price not seen stored this much after the one before it.
+    #[arg(long, env = "ORACLE_BACKUP_STEP", default_value_t = default(|c| c.backup_step_ms))]
+    pub backup_step: humantime::Duration,
+    /// Co-signers asked next when a price has no quorum after this long.
+    #[arg(long, env = "ORACLE_COSIGN_STEP", default_value_t = default(|c| c.cosign_step_ms))]
+    pub cosign_step: humantime::Duration,
+    /// A signer of a price not yet seen stored sends what it holds again after this long.
+    #[arg(long, env = "ORACLE_RETRANSMIT_AFTER", default_value_t = default(|c| c.retransmit_after_ms))]
+    pub retransmit_after: humantime::Duration,
+}
+
+/// A duration flag's default: the protocol's production setting, so each default lives there once.
+fn default(setting: fn(&Config) -> u64) -> humantime::Duration {
+    let production = Config::new("", Feed::eth_usd(), Signers::Open);
+    Duration::from_millis(setting(&production)).into()
+}
+
+fn ms(duration: humantime::Duration) -> u64 {
+    Duration::from(duration).as_millis() as u64
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -220,13 +265,18 @@ impl NodeArgs {
     /// The protocol's config from the flags (checked by `Node::new`).
     pub fn config(&self) -> Result<Config, SignersError> {
         let mut config = self.deployment.config()?;
-        config.price_interval_ms = self.price_interval.as_millis() as u64;
-        config.write_delay_ms = self.write_delay.as_millis() as u64;
+        config.price_interval_ms = ms(self.price_interval);
+        config.write_delay_ms = ms(self.write_delay);
         config.min_peers = self.min_peers;
         config.min_sources = self.min_sources;
-        if let Some(timeout) = self.database_timeout {
-            config.database_timeout_ms = timeout.as_millis() as u64;
-        }
+        config.database_timeout_ms = ms(self.database_timeout);
+        let timing = &self.timing;
+        config.heartbeat_interval_ms = ms(timing.heartbeat_interval);
+        config.heartbeat_stale_ms = ms(timing.heartbeat_stale);
+        config.writer_term_ms = ms(timing.writer_term);
+        config.backup_step_ms = ms(timing.backup_step);
+        config.cosign_step_ms = ms(timing.cosign_step);
+        config.retransmit_after_ms = ms(timing.retransmit_after);
         Ok(config)
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use runtime::cli::{Cli, Command, NodeArgs, VerifyArgs, write_signers};
+use runtime::cli::{Cli, Command, LogFormat, NodeArgs, VerifyArgs, write_signers};
 use runtime::driver::{self, Settings};
 use runtime::key;
 use runtime::sources::{Source, Sources};
@@ -21,12 +21,19 @@ type Error = Box<dyn std::error::Error>;
 async fn main() -> ExitCode {
     // A missing .env file is normal; flags and the environment still apply.
     let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,libp2p=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match cli.log_format {
+        // Colour codes only where a person reads them: not in files, pipes or journald.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = match cli.command {
-        Some(Command::Node(args)) => node(args).await,
+        Some(Command::Node(args)) => node(*args).await,
         Some(Command::Verify(args)) => verify(args).await,
         Some(Command::Keygen { name, data_dir }) => keygen(&name, &data_dir),
         None => devnet(cli.nodes, &cli.devnet_dir).await,

@@ -119,7 +119,6 @@ fn sigterm_stops_a_node_as_ctrl_c_does() {
         .arg("--signers")
         .arg(&signers)
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -144,4 +143,43 @@ fn sigterm_stops_a_node_as_ctrl_c_does() {
     assert_eq!(exit.code(), Some(0), "{log}");
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(log.contains("stopping"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal: {log}"
+    );
+}
+
+#[test]
+fn node_flags_default_to_the_protocol_s_production_settings() {
+    use clap::Parser;
+    use runtime::cli::{Cli, Command};
+    let dir = std::env::temp_dir().join(format!("defaults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let signers = dir.join("signers.txt");
+    let addresses = [
+        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf",
+        "0x2b5ad5c4795c026514f8317c7a215e218dccd6cf",
+        "0x6813eb9362372eef6200f3b1dbc3f819671cba69",
+    ];
+    std::fs::write(&signers, addresses.join("\n")).unwrap();
+    let cli = Cli::try_parse_from([
+        "runtime",
+        "node",
+        "--name=a",
+        &format!("--signers={}", signers.display()),
+    ])
+    .unwrap();
+    let Some(Command::Node(args)) = cli.command else {
+        panic!("a node command")
+    };
+    let list = addresses
+        .iter()
+        .map(|a| protocol::Address::parse(a).unwrap())
+        .collect();
+    let production = protocol::Config::new(
+        "mainnet",
+        protocol::Feed::eth_usd(),
+        protocol::Signers::Allowlist(list),
+    );
+    assert_eq!(args.config().unwrap(), production);
 }

@@ -102,16 +102,6 @@ pub struct Report {
     pub steps: u64,
 }
 
-/// How long after the last fault (or after reaching quorum, if later) a price may take to be
-/// stored: the write delay, a writer term and a stale heartbeat (a writer that died or lies
-/// silent), and two retransmission periods (a partition's side learning what the other stored).
-pub fn liveness_bound_ms(config: &protocol::Config) -> u64 {
-    config.write_delay_ms
-        + config.writer_term_ms
-        + config.heartbeat_stale_ms
-        + 2 * config.retransmit_after_ms
-}
-
 pub fn check(
     scenario: &Scenario,
     market: &Market,
@@ -176,7 +166,7 @@ pub fn check(
     }
 
     let calm = scenario.calm_from_ms;
-    let bound = liveness_bound_ms(config);
+    let bound = config.liveness_bound_ms();
     let mut slowest_after_calm: Option<(PriceId, u64)> = None;
     let mut to_quorum = Vec::new();
     let mut reached_quorum = 0;
