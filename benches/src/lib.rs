@@ -2,24 +2,13 @@
 
 use std::collections::BTreeSet;
 
+pub use protocol::testing::{keys, signed};
 use protocol::{
-    Address, Config, Event, Feed, Keypair, Message, MessageRef, Node, Price, PriceBody, PriceId,
-    Signers,
+    Address, Config, Event, Feed, Keypair, MessageRef, Node, Price, PriceBody, PriceId, Signers,
 };
 
 /// Unix ms at which the benchmark's prices are observed.
 pub const T0: u64 = 1_767_225_600_000;
-
-/// Keys with secrets 1, 2, 3, ...
-pub fn keys(n: u8) -> Vec<Keypair> {
-    (1..=n)
-        .map(|i| {
-            let mut secret = [0u8; 32];
-            secret[31] = i;
-            Keypair::from_secret(&secret).expect("small secrets are valid keys")
-        })
-        .collect()
-}
 
 /// The production defaults with `keys` as the allowlist.
 pub fn config(keys: &[Keypair]) -> Config {
@@ -38,18 +27,9 @@ pub fn body(origin: &Keypair, i: u64) -> PriceBody {
     }
 }
 
-pub fn signed(network_id: [u8; 32], body: PriceBody, signers: &[&Keypair]) -> Message {
-    let digest = body.digest(&network_id);
-    let signatures = signers
-        .iter()
-        .map(|k| (k.address(), k.sign(&digest)))
-        .collect();
-    Message::new(network_id, body, signatures).expect("1 to 16 signatures")
-}
-
 pub fn gossip(bytes: Vec<u8>) -> Event {
     Event::Gossip {
-        message: MessageRef { peer: 0, token: 0 },
+        message: MessageRef { token: 0 },
         bytes,
     }
 }

@@ -358,10 +358,9 @@ impl Hostile {
                 self.gossip_in, self.verdicts_out
             )
         })?;
-        let prices = self.node.footprint().prices;
-        check(prices <= self.config.max_prices, || {
-            format!("{prices} prices held")
-        })
+        self.node
+            .check_book()
+            .map_err(|broken| Violation(format!("bookkeeping: {broken}")))
     }
 }
 
@@ -382,15 +381,7 @@ fn all_signatures_valid(bytes: &[u8], network_id: &[u8; 32]) -> Result<(), Strin
 /// Keys with secrets 1 to 5, derived once per process: a fuzzer runs the harness many times.
 fn keys() -> &'static [Keypair] {
     static DERIVED: std::sync::OnceLock<Vec<Keypair>> = std::sync::OnceLock::new();
-    DERIVED.get_or_init(|| {
-        (1..=KEYS as u8)
-            .map(|i| {
-                let mut secret = [0u8; 32];
-                secret[31] = i;
-                Keypair::from_secret(&secret).expect("small secrets are valid keys")
-            })
-            .collect()
-    })
+    DERIVED.get_or_init(|| crate::testing::keys(KEYS as u8))
 }
 
 /// Most often within 1.5 % of the reference price, where co-signing decisions are made.
@@ -406,7 +397,7 @@ fn off_by(tenths_of_percent: i8) -> Price {
 
 fn gossip(bytes: Vec<u8>) -> Event {
     Event::Gossip {
-        message: MessageRef { peer: 1, token: 1 },
+        message: MessageRef { token: 1 },
         bytes,
     }
 }

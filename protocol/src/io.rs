@@ -33,11 +33,11 @@ pub enum Event {
     PeersChanged { count: usize },
 }
 
-/// The driver's handle on a received message: whom it came from and which copy, echoed back in the
-/// verdict so the gossip layer can forward it or penalise the sender.
+/// The driver's handle on a received copy of a message, echoed back in the verdict. The driver
+/// keeps what it needs to act on the verdict (the sender to penalise, the id to forward) under it;
+/// the protocol never looks at who sent what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MessageRef {
-    pub peer: u64,
     pub token: u64,
 }
 

@@ -7,6 +7,7 @@
 //! The node does no I/O, reads no clock and draws randomness only from the seed it was given.
 
 pub mod audit;
+mod book;
 pub mod clock;
 mod committee;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod metrics;
 mod node;
 pub mod price;
 mod receive;
+pub mod testing;
 pub mod timers;
 pub mod wire;
 

@@ -1,11 +1,12 @@
 //! The node: one per oracle participant. `handle(now, event)`, then `poll_action()` until `None`,
 //! and `poll_timeout()` for the next deadline.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
+use crate::book::{Book, Entry, Phase};
 use crate::committee::Committee;
 use crate::config::{Config, ConfigError, Signers};
 use std::sync::Arc;
@@ -45,18 +46,12 @@ pub struct Node {
     pub(crate) now: u64,
     actions: VecDeque<Action>,
     pub(crate) timers: Timers,
-    pub(crate) prices: BTreeMap<PriceId, Entry>,
-    /// Ids known to be stored, kept until they are too old to be accepted again.
-    pub(crate) stored: BTreeSet<PriceId>,
-    /// Prices still collecting signatures, by origin.
-    pub(crate) collecting_by_origin: BTreeMap<Address, usize>,
+    pub(crate) book: Book,
     pub(crate) committee: Committee,
     /// This node's latest observation and when it was made.
     reference: Option<(Price, u64)>,
     fetch_in_flight: bool,
     publish_pending: bool,
-    /// Prices this node will judge once its fresh observation arrives.
-    awaiting_reference: BTreeSet<PriceId>,
     sequence: u16,
     peers: usize,
     /// This node's place in the writers' order (0 writes, then the backups) and until when it
@@ -65,38 +60,11 @@ pub struct Node {
     pub(crate) counters: Counters,
 }
 
-/// What a node holds about one price id.
-#[derive(Debug, Clone)]
-pub(crate) struct Entry {
-    pub body: PriceBody,
-    pub digest: [u8; 32],
-    pub origin: Address,
-    /// Distinct, verified, allowed signers.
-    pub signatures: BTreeMap<Address, Signature>,
-    pub last_signature_at: u64,
-    pub phase: Phase,
-    /// This node has decided whether to sign (it signs an id at most once).
-    pub decided: bool,
-    /// This node's co-signing wave for the price, once looked up (`Some(None)`: never).
-    pub wave: Option<Option<usize>>,
-    pub retransmits: u32,
-    pub write_failures: u32,
-    /// After a failed write, not written again before this.
-    pub retry_at: u64,
-}
-
 /// A place in the order of writers, held until a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Lease {
     rank: usize,
     until: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Collecting,
-    Ready,
-    Writing,
 }
 
 impl Node {
@@ -120,14 +88,11 @@ impl Node {
             now,
             actions: VecDeque::new(),
             timers: Timers::default(),
-            prices: BTreeMap::new(),
-            stored: BTreeSet::new(),
-            collecting_by_origin: BTreeMap::new(),
+            book: Book::default(),
             committee,
             reference: None,
             fetch_in_flight: false,
             publish_pending: false,
-            awaiting_reference: BTreeSet::new(),
             peers: 0,
             lease: None,
             counters: Counters::default(),
@@ -222,10 +187,15 @@ impl Node {
     /// What the node holds in memory.
     pub fn footprint(&self) -> Footprint {
         Footprint {
-            prices: self.prices.len(),
-            stored_ids: self.stored.len(),
+            prices: self.book.len(),
+            stored_ids: self.book.stored_len(),
             timers: self.timers.len(),
         }
+    }
+
+    /// The bookkeeping's invariants ([`Book::check`]), or the first one broken.
+    pub(crate) fn check_book(&self) -> Result<(), String> {
+        self.book.check(&self.timers, &self.config)
     }
 
     /// The first moment from `from` on at this node's phase of the price interval. The phase comes
@@ -301,7 +271,7 @@ impl Node {
                 None => self.counters.publications_skipped += 1,
             }
         }
-        for id in std::mem::take(&mut self.awaiting_reference) {
+        for id in self.book.take_awaiting_reference() {
             match observed {
                 Some(_) => self.consider_cosign(id),
                 None => self.refuse(id, Refusal::NoReference),
@@ -324,10 +294,7 @@ impl Node {
             return;
         }
         self.counters.published += 1;
-        self.prices
-            .get_mut(&body.id)
-            .expect("just admitted")
-            .decided = true;
+        self.book.get_mut(body.id).expect("just admitted").decided = true;
         self.report(Report::Published { id: body.id, price });
         self.push(Action::Sign {
             id: body.id,
@@ -343,28 +310,13 @@ impl Node {
         digest: [u8; 32],
         origin: Address,
     ) -> Result<(), Ignored> {
-        let collecting = self.collecting_by_origin.get(&origin).copied().unwrap_or(0);
-        if collecting >= self.config.max_pending_per_origin {
+        if self.book.collecting(origin) >= self.config.max_pending_per_origin {
             return Err(Ignored::OriginLimit);
         }
-        if self.prices.len() >= self.config.max_prices {
+        if self.book.len() >= self.config.max_prices {
             return Err(Ignored::Full);
         }
-        *self.collecting_by_origin.entry(origin).or_default() += 1;
-        let entry = Entry {
-            digest,
-            body,
-            origin,
-            signatures: BTreeMap::new(),
-            last_signature_at: self.now,
-            phase: Phase::Collecting,
-            decided: false,
-            wave: None,
-            retransmits: 0,
-            write_failures: 0,
-            retry_at: 0,
-        };
-        self.prices.insert(body.id, entry);
+        self.book.insert(Entry::new(body, digest, origin, self.now));
         let unready_until = body.observed_at_ms + self.config.max_age_ms + self.config.max_skew_ms;
         self.timers
             .set(Timer::Expire(body.id), unready_until.max(self.now));
@@ -374,10 +326,10 @@ impl Node {
     /// Decides whether to co-sign: the price must still be fresh and close to this node's own
     /// observation, which must itself be recent (if not, observe first and decide then).
     pub(crate) fn consider_cosign(&mut self, id: PriceId) {
-        let Some(entry) = self.prices.get(&id) else {
+        let Some(entry) = self.book.get(id) else {
             return;
         };
-        if entry.decided || entry.phase != Phase::Collecting {
+        if entry.decided || entry.reached_quorum() {
             return;
         }
         let (body, digest) = (entry.body, entry.digest);
@@ -388,7 +340,7 @@ impl Node {
             .reference
             .filter(|&(_, at)| self.now <= at + self.config.reference_max_age_ms);
         let Some((reference, _)) = reference else {
-            self.awaiting_reference.insert(id);
+            self.book.await_reference(id);
             return self.request_fetch();
         };
         if !body
@@ -397,12 +349,12 @@ impl Node {
         {
             return self.refuse(id, Refusal::OutOfBand);
         }
-        self.prices.get_mut(&id).expect("checked above").decided = true;
+        self.book.get_mut(id).expect("checked above").decided = true;
         self.push(Action::Sign { id, digest });
     }
 
     fn refuse(&mut self, id: PriceId, why: Refusal) {
-        if let Some(entry) = self.prices.get_mut(&id) {
+        if let Some(entry) = self.book.get_mut(id) {
             entry.decided = true;
             self.counters.refused += 1;
             self.report(Report::Refused { id, why });
@@ -410,7 +362,7 @@ impl Node {
     }
 
     fn on_signed(&mut self, id: PriceId, signature: Signature) {
-        let Some(entry) = self.prices.get(&id) else {
+        let Some(entry) = self.book.get(id) else {
             return;
         };
         if !self.check.is_by(&signature, &entry.digest, self.me) {
@@ -429,11 +381,7 @@ impl Node {
         self.broadcast(id, why);
         // Still short of quorum: if the pieces never meet (lost, or at nodes that are not its
         // signers), what this node holds goes out again.
-        if self
-            .prices
-            .get(&id)
-            .is_some_and(|e| e.phase == Phase::Collecting)
-        {
+        if self.book.get(id).is_some_and(|e| !e.reached_quorum()) {
             let at = self.now + self.config.retransmit_after_ms;
             self.timers.set(Timer::Retransmit(id), at);
         }
@@ -445,7 +393,7 @@ impl Node {
         id: PriceId,
         signatures: impl IntoIterator<Item = (Address, Signature)>,
     ) -> usize {
-        let Some(entry) = self.prices.get_mut(&id) else {
+        let Some(entry) = self.book.get_mut(id) else {
             return 0;
         };
         let mut added = 0;
@@ -462,16 +410,10 @@ impl Node {
         }
         entry.last_signature_at = self.now;
         let write_at = self.now + self.config.write_delay_ms;
-        let (count, body, origin, phase) = (
-            entry.signatures.len(),
-            entry.body,
-            entry.origin,
-            entry.phase,
-        );
+        let (count, body, phase) = (entry.signatures.len(), entry.body, entry.phase());
         let signed_by_me = entry.signatures.contains_key(&self.me);
         if phase == Phase::Collecting && count >= self.config.quorum {
-            self.prices.get_mut(&id).expect("present").phase = Phase::Ready;
-            self.leave_collecting(origin);
+            self.book.set_phase(id, Phase::Ready);
             self.timers.cancel(Timer::CoSign(id));
             self.counters.quorum_reached += 1;
             let after_ms = self.now.saturating_sub(body.observed_at_ms);
@@ -491,17 +433,8 @@ impl Node {
         added
     }
 
-    pub(crate) fn leave_collecting(&mut self, origin: Address) {
-        if let Some(n) = self.collecting_by_origin.get_mut(&origin) {
-            *n -= 1;
-            if *n == 0 {
-                self.collecting_by_origin.remove(&origin);
-            }
-        }
-    }
-
     pub(crate) fn message(&self, id: PriceId) -> Option<Message> {
-        let entry = self.prices.get(&id)?;
+        let entry = self.book.get(id)?;
         Message::new(self.network_id, entry.body, entry.signatures.clone())
     }
 
@@ -520,9 +453,9 @@ impl Node {
         );
         self.push(Action::Heartbeat);
         let oldest_ready = self
-            .prices
-            .values()
-            .filter(|e| e.phase != Phase::Collecting)
+            .book
+            .entries()
+            .filter(|e| e.reached_quorum())
             .map(|e| e.body.id)
             .min();
         self.push(Action::ReadDatabase {
@@ -532,7 +465,7 @@ impl Node {
         let horizon = self
             .now
             .saturating_sub(self.config.ready_ttl_ms + self.config.max_skew_ms);
-        self.stored = self.stored.split_off(&PriceId::first_at(horizon));
+        self.book.forget_stored_before(horizon);
         if self.lease.is_some() && self.writing_rank().is_none() {
             self.set_lease(None);
         }
@@ -572,10 +505,10 @@ impl Node {
             && rank_was != Some(rank)
         {
             let ready: Vec<PriceId> = self
-                .prices
-                .iter()
-                .filter(|(_, e)| e.phase == Phase::Ready)
-                .map(|(&id, _)| id)
+                .book
+                .entries()
+                .filter(|e| e.phase() == Phase::Ready)
+                .map(|e| e.body.id)
                 .collect();
             ready.into_iter().for_each(|id| self.write_if_due(id));
         }
@@ -584,7 +517,7 @@ impl Node {
     /// `Timer::Write`: a ready price is written if this node is the writer; a write still
     /// unanswered is presumed failed (a database that hangs must not hold a price forever).
     fn on_write_timer(&mut self, id: PriceId) {
-        match self.prices.get(&id).map(|entry| entry.phase) {
+        match self.book.get(id).map(Entry::phase) {
             Some(Phase::Writing) => self.write_failed(id),
             Some(Phase::Ready) => self.write_if_due(id),
             _ => {}
@@ -599,10 +532,10 @@ impl Node {
         let Some(rank) = self.writing_rank() else {
             return;
         };
-        let Some(entry) = self.prices.get_mut(&id) else {
+        let Some(entry) = self.book.get_mut(id) else {
             return;
         };
-        if entry.phase != Phase::Ready {
+        if entry.phase() != Phase::Ready {
             return;
         }
         let due = (entry.last_signature_at
@@ -613,10 +546,10 @@ impl Node {
             self.timers.set(Timer::Write(id), due);
             return;
         }
-        entry.phase = Phase::Writing;
+        let (origin, last_signature_at_ms) = (entry.origin, entry.last_signature_at);
+        self.book.set_phase(id, Phase::Writing);
         let unanswered = self.now + 2 * self.config.database_timeout_ms;
         self.timers.set(Timer::Write(id), unanswered);
-        let (origin, last_signature_at_ms) = (entry.origin, entry.last_signature_at);
         let message = self.message(id).expect("a ready price has signatures");
         self.counters.writes += 1;
         self.push(Action::Write(PriceRow {
@@ -628,10 +561,10 @@ impl Node {
     }
 
     fn on_write_finished(&mut self, id: PriceId, outcome: WriteOutcome) {
-        let Some(entry) = self.prices.get_mut(&id) else {
+        let Some(entry) = self.book.get_mut(id) else {
             return;
         };
-        if entry.phase != Phase::Writing {
+        if entry.phase() != Phase::Writing {
             return;
         }
         match outcome {
@@ -657,30 +590,27 @@ impl Node {
 
     /// Back to ready, retried after a doubling backoff.
     fn write_failed(&mut self, id: PriceId) {
-        let Some(entry) = self.prices.get_mut(&id) else {
+        let Some(entry) = self.book.get_mut(id) else {
             return;
         };
-        entry.phase = Phase::Ready;
         entry.write_failures += 1;
-        self.counters.write_failures += 1;
         let backoff = self.config.write_retry_ms << (entry.write_failures - 1).min(5);
         entry.retry_at = self.now + backoff;
-        self.timers.set(Timer::Write(id), entry.retry_at);
+        let retry_at = entry.retry_at;
+        self.book.set_phase(id, Phase::Ready);
+        self.counters.write_failures += 1;
+        self.timers.set(Timer::Write(id), retry_at);
     }
 
     /// The price is in the database: forget it, remembering only its id.
     fn mark_stored(&mut self, id: PriceId) {
-        if let Some(entry) = self.remove(id) {
-            self.stored.insert(entry.body.id);
+        if self.remove(id).is_some() {
+            self.book.insert_stored(id);
         }
     }
 
     pub(crate) fn remove(&mut self, id: PriceId) -> Option<Entry> {
-        let entry = self.prices.remove(&id)?;
-        if entry.phase == Phase::Collecting {
-            self.leave_collecting(entry.origin);
-        }
-        self.awaiting_reference.remove(&id);
+        let entry = self.book.remove(id)?;
         for timer in [
             Timer::CoSign(id),
             Timer::Write(id),
@@ -695,10 +625,10 @@ impl Node {
     /// Sends a price this node signed again: a ready one not seen stored, or one still short of
     /// quorum while it may still be co-signed. At most `max_retransmits` times, doubling the wait.
     fn retransmit(&mut self, id: PriceId) {
-        let Some(entry) = self.prices.get_mut(&id) else {
+        let Some(entry) = self.book.get_mut(id) else {
             return;
         };
-        let useful = match entry.phase {
+        let useful = match entry.phase() {
             Phase::Ready => true,
             Phase::Collecting => self.now <= entry.body.observed_at_ms + self.config.max_age_ms,
             Phase::Writing => false,
@@ -714,11 +644,11 @@ impl Node {
     }
 
     fn expire(&mut self, id: PriceId) {
-        let Some(entry) = self.prices.get(&id) else {
+        let Some(entry) = self.book.get(id) else {
             return;
         };
         let ready_until = entry.body.observed_at_ms + self.config.ready_ttl_ms;
-        let reached_quorum = entry.phase != Phase::Collecting;
+        let reached_quorum = entry.reached_quorum();
         if reached_quorum && self.now < ready_until {
             self.timers.set(Timer::Expire(id), ready_until);
             return;

@@ -3,11 +3,12 @@
 //! a message is accepted (so forwarded) only when every signature in it is valid.
 
 use crate::audit::{Flaw, fits};
+use crate::book::Phase;
 use crate::config::Signers;
 use crate::crypto::{Address, Signature};
 use crate::io::{Broadcast, Verdict};
 use crate::metrics::{Ignored, Misbehaviour};
-use crate::node::{MAX_OPEN_MEMBERS, Node, Phase};
+use crate::node::{MAX_OPEN_MEMBERS, Node};
 use crate::price::PriceId;
 use crate::timers::Timer;
 use crate::wire::Message;
@@ -39,11 +40,11 @@ impl Node {
         };
         let body = message.body;
         let id = body.id;
-        let held = self.prices.get(&id);
+        let held = self.book.get(id);
         if held.is_some_and(|entry| entry.body != body) {
             return Verdict::Ignore(Ignored::Equivocation);
         }
-        let was_ready = held.is_some_and(|e| e.phase != Phase::Collecting);
+        let was_ready = held.is_some_and(|e| e.reached_quorum());
         let digest = held.map_or_else(|| body.digest(&self.network_id), |e| e.digest);
         let Checked { new, forged } = self.check_signatures(&message, origin, &digest);
         if held.is_none() {
@@ -81,8 +82,8 @@ impl Node {
                 false => Verdict::Ignore(Ignored::AlreadyReady),
             };
         }
-        let entry = &self.prices[&id];
-        match entry.phase {
+        let entry = self.book.get(id).expect("admitted or held");
+        match entry.phase() {
             Phase::Collecting => self.schedule_cosign(id),
             // Reached quorum from pieces no single message carried: a signer of the price tells
             // everyone. Only signers, so merges per price stay within the committee's size however
@@ -120,14 +121,14 @@ impl Node {
         if body.observed_at_ms > self.now + self.config.max_skew_ms {
             return Err(Verdict::Reject(FromFuture));
         }
-        if self.stored.contains(&body.id) {
+        if self.book.is_stored(body.id) {
             return Err(Verdict::Ignore(Ignored::AlreadyStored));
         }
         // Below quorum, only fresh prices are worth anything; at quorum, a late price still deserves
         // storing (it may have been cut off by a partition), up to the ready TTL. The count here is
         // only claimed: it saves work, and `receive` keeps a late new price only once verified.
         let age_ms = self.now.saturating_sub(body.observed_at_ms);
-        let held = self.prices.contains_key(&body.id);
+        let held = self.book.holds(body.id);
         let below_quorum = signers.len() < self.config.quorum;
         if age_ms > self.config.ready_ttl_ms
             || (!held && below_quorum && age_ms > self.config.max_age_ms)
@@ -146,7 +147,7 @@ impl Node {
     /// compared, not trusted: honest copies are byte-identical (RFC 6979, low s), so a differing
     /// one is checked like a new one, and a copy is never forwarded with a forgery in it.
     fn check_signatures(&self, message: &Message, origin: Address, digest: &[u8; 32]) -> Checked {
-        let held = self.prices.get(&message.body.id).map(|e| &e.signatures);
+        let held = self.book.get(message.body.id).map(|e| &e.signatures);
         let unheld = |(signer, signature): (&Address, &Signature)| {
             (held.and_then(|h| h.get(signer)) != Some(signature)).then_some((*signer, *signature))
         };
@@ -186,8 +187,8 @@ impl Node {
     /// A ready price whose signers have begun retransmitting it, not yet seen stored.
     fn overdue(&self, id: PriceId) -> bool {
         let config = &self.config;
-        self.prices.get(&id).is_some_and(|entry| {
-            entry.phase != Phase::Collecting
+        self.book.get(id).is_some_and(|entry| {
+            entry.reached_quorum()
                 && self.now
                     >= entry.last_signature_at + config.write_delay_ms + config.retransmit_after_ms
         })
@@ -203,7 +204,9 @@ impl Node {
     /// Co-signs now if this node is in the price's committee, later if it is in a later wave (the
     /// timer finds the price at quorum and does nothing), never if it is the origin.
     fn schedule_cosign(&mut self, id: PriceId) {
-        let entry = &self.prices[&id];
+        let Some(entry) = self.book.get(id) else {
+            return;
+        };
         if entry.decided {
             return;
         }
@@ -214,7 +217,7 @@ impl Node {
                 let wave = self
                     .committee
                     .wave(id, origin, self.me, self.config.committee());
-                self.prices.get_mut(&id).expect("held").wave = Some(wave);
+                self.book.get_mut(id).expect("held").wave = Some(wave);
                 wave
             }
         };

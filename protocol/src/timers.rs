@@ -58,4 +58,9 @@ impl Timers {
     pub fn len(&self) -> usize {
         self.queue.len()
     }
+
+    /// Every timer set, in no particular order.
+    pub fn pending(&self) -> impl Iterator<Item = Timer> + '_ {
+        self.deadline.keys().copied()
+    }
 }

@@ -3,7 +3,6 @@
 //! here: this file moves bytes, time and results.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -237,9 +236,8 @@ impl Driver {
                 self.io
                     .pending
                     .insert(token, (message_id, propagation_source));
-                let peer = peer_number(&propagation_source);
                 let event = Event::Gossip {
-                    message: MessageRef { peer, token },
+                    message: MessageRef { token },
                     bytes: message.data,
                 };
                 self.feed(event);
@@ -486,11 +484,4 @@ pub async fn write(
             WriteOutcome::Failed
         }
     }
-}
-
-/// A stable number for a peer, for the protocol's message references.
-fn peer_number(peer: &PeerId) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    peer.hash(&mut hasher);
-    hasher.finish()
 }

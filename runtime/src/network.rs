@@ -329,9 +329,7 @@ mod tests {
 
     #[test]
     fn a_peer_id_names_its_signer() {
-        let mut secret = [0u8; 32];
-        secret[31] = 1;
-        let key = Keypair::from_secret(&secret).unwrap();
+        let key = protocol::testing::key(1);
         let peer = identity(&key).public().to_peer_id();
         assert_eq!(signer_of(&peer), Some(key.address()));
         let other = PeerId::random();

@@ -18,13 +18,7 @@ use runtime::store::Store;
 use tokio::sync::oneshot;
 
 fn keys() -> Vec<Keypair> {
-    (1..=4u8)
-        .map(|i| {
-            let mut secret = [0u8; 32];
-            secret[31] = 0x40 + i;
-            Keypair::from_secret(&secret).unwrap()
-        })
-        .collect()
+    (0x41..=0x44).map(protocol::testing::key).collect()
 }
 
 #[derive(Debug)]
@@ -250,14 +244,10 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
     }
 }
 
-/// A TCP proxy on loopback in front of PostgreSQL. `cut` closes every connection and refuses new
-/// ones until `restore`.
 /// A libp2p peer that joins through `entry` and publishes junk on the oracle's topic until aborted.
 async fn spam(entry: &libp2p::Multiaddr, config: &Config) -> tokio::task::JoinHandle<()> {
     use futures_util::StreamExt;
-    let mut secret = [0u8; 32];
-    secret[31] = 0x99;
-    let outsider = Keypair::from_secret(&secret).unwrap();
+    let outsider = protocol::testing::key(0x99);
     let topic = runtime::network::topic(&config.network_id());
     let listen = loopback(free_port());
     let mut swarm =

@@ -30,13 +30,7 @@ const PEER_PUBLISHES_EVERY: Duration = Duration::from_secs(5);
 const PEER_PRICE: &str = "3012.45";
 
 fn keys() -> Vec<Keypair> {
-    (1..=4u8)
-        .map(|i| {
-            let mut secret = [0u8; 32];
-            secret[31] = 0x60 + i;
-            Keypair::from_secret(&secret).unwrap()
-        })
-        .collect()
+    (0x61..=0x64).map(protocol::testing::key).collect()
 }
 
 /// The peer's directory, with its locked dependencies installed. Node.js and npm are required: a

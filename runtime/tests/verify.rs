@@ -25,9 +25,7 @@ async fn tampered_rows_are_caught_and_named() {
         .iter()
         .map(|p| p.message.body.id.to_string())
         .collect();
-    let mut outsider_secret = [0u8; 32];
-    outsider_secret[31] = 0x77;
-    let outsider = Keypair::from_secret(&outsider_secret).unwrap();
+    let outsider = protocol::testing::key(0x77);
     let digest = prices[2].message.body.digest(&config.network_id());
     let foreign = format!("0x{}", hex::encode(outsider.sign(&digest).0));
     let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)

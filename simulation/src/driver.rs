@@ -32,6 +32,8 @@ struct NodeIo {
     honest: bool,
     /// Simulated time of the event being driven.
     now: u64,
+    /// Sender of the gossip being driven, for the trace (the node itself is not told).
+    gossip_from: usize,
 }
 
 /// Runs node `index` until the simulation kills it. Each start is a fresh process: nothing
@@ -81,6 +83,7 @@ pub async fn run(shared: Arc<Shared>, index: usize) {
             index,
             key,
             now: start,
+            gossip_from: index,
         },
     };
     driver.run().await;
@@ -147,9 +150,9 @@ impl Driver {
                 .take_arrival(now, self.io.index);
             let Some(arrival) = arrival else { break };
             let message = MessageRef {
-                peer: arrival.from as u64,
                 token: arrival.token,
             };
+            self.io.gossip_from = arrival.from;
             let bytes = arrival.packet.bytes.clone();
             self.feed(now, Event::Gossip { message, bytes });
         }
@@ -185,8 +188,8 @@ impl Driver {
 
 impl protocol::Io for NodeIo {
     fn fed(&mut self, event: &Event) {
-        let (now, index) = (self.now, self.index);
-        self.shared.world().observer.event(now, index, event);
+        let (now, index, from) = (self.now, self.index, self.gossip_from);
+        self.shared.world().observer.event(now, index, event, from);
     }
 
     fn sign(&mut self, id: PriceId, digest: &[u8; 32]) -> Signature {

@@ -88,11 +88,12 @@ impl Observer {
         }
     }
 
-    pub fn event(&mut self, at: u64, node: usize, event: &Event) {
+    /// `gossip_from`: the sender, when the event is gossip.
+    pub fn event(&mut self, at: u64, node: usize, event: &Event, gossip_from: usize) {
         let (what, detail) = match event {
             Event::TimerDue => ("timer due", 0),
             Event::PricesFetched { answered } => ("prices fetched", answered.len() as u64),
-            Event::Gossip { message, .. } => ("gossip from", message.peer),
+            Event::Gossip { .. } => ("gossip from", gossip_from as u64),
             Event::Signed { .. } => ("signed", 0),
             Event::DatabaseRead { heartbeats, stored } => {
                 ("database read", (heartbeats.len() + stored.len()) as u64)

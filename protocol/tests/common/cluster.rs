@@ -179,10 +179,7 @@ impl Cluster {
             self.tokens += 1;
             self.received
                 .insert((j, self.tokens), (from, bytes.clone()));
-            let message = MessageRef {
-                peer: from as u64,
-                token: self.tokens,
-            };
+            let message = MessageRef { token: self.tokens };
             self.inbox.push_back((
                 j,
                 Event::Gossip {

@@ -2,26 +2,17 @@
 //! database proxy to cut or freeze, and exchange-shaped prices from loopback.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use protocol::{
-    Address, Config, Feed, Keypair, Message, Price, PriceBody, PriceId, PriceRow, Signers,
-};
+use protocol::{Config, Feed, Keypair, PriceId, PriceRow, Signers};
 use runtime::store::Store;
 
 pub const T0: u64 = 1_767_225_600_000;
 
 pub fn keys() -> Vec<Keypair> {
-    (1..=4u8)
-        .map(|i| {
-            let mut secret = [0u8; 32];
-            secret[31] = i;
-            Keypair::from_secret(&secret).unwrap()
-        })
-        .collect()
+    protocol::testing::keys(4)
 }
 
 pub fn config(keys: &[Keypair]) -> Config {
@@ -32,20 +23,10 @@ pub fn config(keys: &[Keypair]) -> Config {
 /// keys[0]'s price observed at `at`, signed by the first `signers` keys, written by keys[1].
 pub fn price(keys: &[Keypair], at: u64, units: u128, signers: usize) -> PriceRow {
     let network_id = config(keys).network_id();
-    let body = PriceBody {
-        id: PriceId::mint(at, 0, keys[0].address()),
-        feed: Feed::eth_usd(),
-        price: Price(units),
-        decimals: 8,
-        observed_at_ms: at,
-    };
-    let digest = body.digest(&network_id);
-    let signatures: BTreeMap<Address, _> = keys[..signers]
-        .iter()
-        .map(|k| (k.address(), k.sign(&digest)))
-        .collect();
+    let body = protocol::testing::body(&keys[0], at, units);
+    let signers: Vec<&Keypair> = keys[..signers].iter().collect();
     PriceRow {
-        message: Message::new(network_id, body, signatures).unwrap(),
+        message: protocol::testing::signed(network_id, body, &signers),
         origin: keys[0].address(),
         last_signature_at_ms: at + 1_234,
         writer: keys[1].address(),
@@ -116,6 +97,12 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start() -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Proxy::start_on(listener)
+    }
+
+    /// A proxy accepting on `listener` (which may be bound in another network namespace).
+    pub fn start_on(listener: tokio::net::TcpListener) -> Proxy {
         let target: tokio_postgres::Config = database_url().parse().unwrap();
         let host = match &target.get_hosts()[0] {
             tokio_postgres::config::Host::Tcp(host) => host.clone(),
@@ -125,7 +112,6 @@ impl Proxy {
             "{host}:{}",
             target.get_ports().first().copied().unwrap_or(5432)
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy = Proxy {
             port: listener.local_addr().unwrap().port(),
             up: Arc::new(AtomicBool::new(true)),
@@ -159,15 +145,20 @@ impl Proxy {
 
     /// The database URL through this proxy.
     pub fn url(&self) -> String {
+        self.url_at("127.0.0.1", None)
+    }
+
+    /// The URL through this proxy reached at `host`, naming `database` instead of the test's.
+    pub fn url_at(&self, host: &str, database: Option<&str>) -> String {
         let target: tokio_postgres::Config = database_url().parse().unwrap();
         let user = target.get_user().unwrap_or("postgres");
-        let database = target.get_dbname().unwrap_or(user);
+        let database = database.or(target.get_dbname()).unwrap_or(user);
         let password = target
             .get_password()
             .map(|p| format!(":{}", String::from_utf8_lossy(p)))
             .unwrap_or_default();
         format!(
-            "postgres://{user}{password}@127.0.0.1:{}/{database}",
+            "postgres://{user}{password}@{host}:{}/{database}",
             self.port
         )
     }
@@ -240,6 +231,11 @@ pub fn free_port() -> u16 {
 
 /// A loopback HTTP server answering like the three exchanges (median 3012.4517); its base URL.
 pub async fn exchanges() -> String {
+    serve_exchanges(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+}
+
+/// Answers like the three exchanges on `listener`; its base URL.
+pub fn serve_exchanges(listener: tokio::net::TcpListener) -> String {
     use axum::routing::get;
     let router = axum::Router::new()
         .route(
@@ -254,7 +250,6 @@ pub async fn exchanges() -> String {
             "/0/public/Ticker",
             get(|| async { r#"{"error":[],"result":{"XETHZUSD":{"c":["3012.44","1"]}}}"# }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{address}")

@@ -1,0 +1,224 @@
+//! The per-price bookkeeping of a node: the prices it holds, the ids it knows stored, how many of
+//! each origin's prices still collect signatures, and which wait for a fresh observation. One type,
+//! so that no count can drift from the prices it counts: a price's phase changes only here, and
+//! [`Book::check`] states the invariants, which the hostile harness checks after every event.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::Config;
+use crate::crypto::{Address, Signature};
+use crate::price::{PriceBody, PriceId};
+use crate::timers::{Timer, Timers};
+use crate::wire::MAX_SIGNATURES;
+
+/// What a node holds about one price id.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub body: PriceBody,
+    pub digest: [u8; 32],
+    pub origin: Address,
+    /// Distinct, verified, allowed signers.
+    pub signatures: BTreeMap<Address, Signature>,
+    pub last_signature_at: u64,
+    /// Changed only through [`Book::set_phase`], which keeps the per-origin counts.
+    phase: Phase,
+    /// This node has decided whether to sign (it signs an id at most once).
+    pub decided: bool,
+    /// This node's co-signing wave for the price, once looked up (`Some(None)`: never).
+    pub wave: Option<Option<usize>>,
+    pub retransmits: u32,
+    pub write_failures: u32,
+    /// After a failed write, not written again before this.
+    pub retry_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Collecting,
+    Ready,
+    Writing,
+}
+
+impl Entry {
+    /// A price still collecting signatures, none held yet.
+    pub fn new(body: PriceBody, digest: [u8; 32], origin: Address, now: u64) -> Entry {
+        Entry {
+            body,
+            digest,
+            origin,
+            signatures: BTreeMap::new(),
+            last_signature_at: now,
+            phase: Phase::Collecting,
+            decided: false,
+            wave: None,
+            retransmits: 0,
+            write_failures: 0,
+            retry_at: 0,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Reached its quorum (ready, or being written).
+    pub fn reached_quorum(&self) -> bool {
+        self.phase != Phase::Collecting
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Book {
+    prices: BTreeMap<PriceId, Entry>,
+    /// Ids known to be stored, kept until they are too old to be accepted again.
+    stored: BTreeSet<PriceId>,
+    /// Prices still collecting signatures, by origin.
+    collecting_by_origin: BTreeMap<Address, usize>,
+    /// Prices this node will judge once its fresh observation arrives.
+    awaiting_reference: BTreeSet<PriceId>,
+}
+
+impl Book {
+    pub fn get(&self, id: PriceId) -> Option<&Entry> {
+        self.prices.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: PriceId) -> Option<&mut Entry> {
+        self.prices.get_mut(&id)
+    }
+
+    pub fn holds(&self, id: PriceId) -> bool {
+        self.prices.contains_key(&id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.prices.len()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.prices.values()
+    }
+
+    /// Prices of `origin` still collecting signatures.
+    pub fn collecting(&self, origin: Address) -> usize {
+        self.collecting_by_origin.get(&origin).copied().unwrap_or(0)
+    }
+
+    /// Holds a new price, collecting.
+    pub fn insert(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.phase, Phase::Collecting);
+        *self.collecting_by_origin.entry(entry.origin).or_default() += 1;
+        self.prices.insert(entry.body.id, entry);
+    }
+
+    pub fn set_phase(&mut self, id: PriceId, phase: Phase) {
+        let Some(entry) = self.prices.get_mut(&id) else {
+            return;
+        };
+        let (was, origin) = (entry.phase, entry.origin);
+        entry.phase = phase;
+        match (was == Phase::Collecting, phase == Phase::Collecting) {
+            (true, false) => self.leave_collecting(origin),
+            (false, true) => *self.collecting_by_origin.entry(origin).or_default() += 1,
+            _ => {}
+        }
+    }
+
+    /// Forgets a price (its timers are the caller's to cancel).
+    pub fn remove(&mut self, id: PriceId) -> Option<Entry> {
+        let entry = self.prices.remove(&id)?;
+        if entry.phase == Phase::Collecting {
+            self.leave_collecting(entry.origin);
+        }
+        self.awaiting_reference.remove(&id);
+        Some(entry)
+    }
+
+    fn leave_collecting(&mut self, origin: Address) {
+        if let Some(n) = self.collecting_by_origin.get_mut(&origin) {
+            *n -= 1;
+            if *n == 0 {
+                self.collecting_by_origin.remove(&origin);
+            }
+        }
+    }
+
+    pub fn await_reference(&mut self, id: PriceId) {
+        self.awaiting_reference.insert(id);
+    }
+
+    pub fn take_awaiting_reference(&mut self) -> BTreeSet<PriceId> {
+        std::mem::take(&mut self.awaiting_reference)
+    }
+
+    pub fn is_stored(&self, id: PriceId) -> bool {
+        self.stored.contains(&id)
+    }
+
+    pub fn stored_len(&self) -> usize {
+        self.stored.len()
+    }
+
+    /// Remembers an id as stored (the price itself is removed by the caller first).
+    pub fn insert_stored(&mut self, id: PriceId) {
+        self.stored.insert(id);
+    }
+
+    /// Forgets stored ids older than `horizon`: no price that old is accepted again.
+    pub fn forget_stored_before(&mut self, horizon: u64) {
+        self.stored = self.stored.split_off(&PriceId::first_at(horizon));
+    }
+
+    /// The invariants, or the first one broken: counts match the prices, bounds hold, a price at
+    /// quorum has its quorum, nothing is both held and stored, and every per-price timer and
+    /// awaited judgement is for a price held.
+    pub fn check(&self, timers: &Timers, config: &Config) -> Result<(), String> {
+        let mut collecting = BTreeMap::<Address, usize>::new();
+        for (id, entry) in &self.prices {
+            if entry.body.id != *id {
+                return Err(format!("{id} holds the body of {}", entry.body.id));
+            }
+            if self.stored.contains(id) {
+                return Err(format!("{id} is held and known stored"));
+            }
+            let signers = entry.signatures.len();
+            if signers > MAX_SIGNATURES {
+                return Err(format!("{id} holds {signers} signatures"));
+            }
+            match entry.phase {
+                Phase::Collecting => *collecting.entry(entry.origin).or_default() += 1,
+                _ if signers < config.quorum => {
+                    return Err(format!("{id} is {:?} with {signers} signers", entry.phase));
+                }
+                _ => {}
+            }
+        }
+        if collecting != self.collecting_by_origin {
+            return Err(format!(
+                "collecting counts {:?}, the prices say {collecting:?}",
+                self.collecting_by_origin
+            ));
+        }
+        if let Some((origin, n)) = collecting
+            .iter()
+            .find(|(_, n)| **n > config.max_pending_per_origin)
+        {
+            return Err(format!("{origin} has {n} prices collecting"));
+        }
+        if self.prices.len() > config.max_prices {
+            return Err(format!("{} prices held", self.prices.len()));
+        }
+        if let Some(id) = self.awaiting_reference.iter().find(|id| !self.holds(**id)) {
+            return Err(format!("{id} awaits a reference but is not held"));
+        }
+        for timer in timers.pending() {
+            if let Timer::CoSign(id) | Timer::Write(id) | Timer::Retransmit(id) | Timer::Expire(id) =
+                timer
+                && !self.holds(id)
+            {
+                return Err(format!("{timer:?} is set for a price not held"));
+            }
+        }
+        Ok(())
+    }
+}
