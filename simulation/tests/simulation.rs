@@ -1,7 +1,9 @@
 //! The simulation's command line (`cargo test -p simulation -- ARGS`).
 //!
-//! With no arguments: the sweep CI runs (broken variants caught, a seed replayed twice, many seeds
-//! at 50–200 nodes, one at 1,000). With `--seed N`: that one run, replayed exactly.
+//! With no arguments: the sweep CI runs (broken variants caught, a seed replayed twice, fresh seeds
+//! at 20–200 nodes on every core, small networks, the seeds that once failed, one run of 2,000
+//! nodes). With `--seed N`: that one run, replayed exactly. With `--for 1h`: fresh seeds until one
+//! fails or the time is up.
 
 #[cfg(not(madsim))]
 fn main() {
@@ -31,7 +33,7 @@ mod cli {
     use simulation::{Params, Profile, Variant};
 
     pub const USAGE: &str = "usage: cargo test -p simulation -- [--seed N] [--runs N] [--nodes N] \
-[--duration 30m] [--faults PROFILE] [--variant NAME] [--report FILE]
+[--duration 30m] [--faults PROFILE] [--variant NAME] [--report FILE] | --for 1h
   --seed N         replay this seed (with --runs: the first of N consecutive seeds)
   --runs N         run N seeds (without --seed they start from the clock)
   --nodes N        nodes per run (default 100)
@@ -41,10 +43,15 @@ mod cli {
                    signs-without-verifying; the run passes only when it is caught
                    breaking the invariant that build must break
   --report FILE    also write the reports as JSON
+  --for D          soak: fresh seeds at 20-200 nodes, every profile, on every core,
+                   until one fails or D (like 90s, 30m, 1h) has passed
   no arguments     the CI sweep";
 
     pub enum Command {
         Sweep,
+        Soak {
+            for_ms: u64,
+        },
         Runs {
             params: Params,
             runs: u64,
@@ -60,6 +67,7 @@ mod cli {
         let mut faults = Profile::All;
         let mut variant = Variant::Correct;
         let mut report = None;
+        let mut soak = None;
         let mut given = 0;
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -92,11 +100,18 @@ mod cli {
                     ))?;
                 }
                 "--report" => report = Some(value()?.clone()),
+                "--for" => soak = Some(duration(value()?)?),
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
         if given == 0 {
             return Ok(Command::Sweep);
+        }
+        if let Some(for_ms) = soak {
+            if given > 1 {
+                return Err("--for draws its own seeds, sizes and profiles: give it alone".into());
+            }
+            return Ok(Command::Soak { for_ms });
         }
         if nodes < 4 {
             return Err("--nodes must be at least 4 (a quorum of 3 and an origin)".into());
@@ -208,6 +223,7 @@ mod cli {
     pub fn execute(command: Command) -> i32 {
         match command {
             Command::Sweep => sweep(),
+            Command::Soak { for_ms } => soak(for_ms),
             Command::Runs {
                 params,
                 runs,
@@ -236,6 +252,95 @@ mod cli {
         }
     }
 
+    const PROFILES: [Profile; 6] = [
+        Profile::All,
+        Profile::Network,
+        Profile::Crashes,
+        Profile::Database,
+        Profile::Byzantine,
+        Profile::None,
+    ];
+
+    /// A fresh seed's run: 20 to 200 nodes and a fault profile, both from the seed, 30 minutes.
+    fn fresh(seed: u64) -> Params {
+        Params {
+            seed,
+            nodes: 20 + (seed % 181) as usize,
+            duration_ms: 30 * 60_000,
+            faults: PROFILES[(seed / 181 % PROFILES.len() as u64) as usize],
+            variant: Variant::Correct,
+        }
+    }
+
+    /// The first fresh seed: from the clock, printed so that any run can be replayed.
+    fn fresh_seeds() -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        let first = now.map_or(0, |d| d.as_secs()) * 1_000;
+        println!("fresh seeds from {first}: each failing one prints its replay command");
+        first
+    }
+
+    /// Runs what `next` hands out on every core until it hands out `None` (it is told how many
+    /// runs it handed out and how many have failed so far). Prints only failures; returns the
+    /// reports and the replay commands of the failures. Peak memory in these reports is the
+    /// process's.
+    fn on_every_core(
+        next: impl FnMut(u64, usize) -> Option<Params> + Send,
+    ) -> (Vec<simulation::Report>, Vec<String>) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let failures = std::sync::atomic::AtomicUsize::new(0);
+        let next = std::sync::Mutex::new((next, 0u64));
+        let results = std::sync::Mutex::new((Vec::new(), Vec::new()));
+        std::thread::scope(|scope| {
+            for _ in 0..cores {
+                scope.spawn(|| {
+                    loop {
+                        let params = {
+                            let mut guard = next.lock().unwrap();
+                            let (draw, handed_out) = &mut *guard;
+                            let params = draw(*handed_out, failures.load(Ordering::SeqCst));
+                            *handed_out += 1;
+                            params
+                        };
+                        let Some(params) = params else { break };
+                        let mut reports = Vec::new();
+                        let (passed, _) = run(params.clone(), &mut reports, false);
+                        let mut results = results.lock().unwrap();
+                        results.0.extend(reports);
+                        if !passed {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                            results.1.push(replay(&params));
+                        }
+                    }
+                });
+            }
+        });
+        results.into_inner().unwrap()
+    }
+
+    /// Fresh seeds on every core until one fails or `for_ms` has passed.
+    fn soak(for_ms: u64) -> i32 {
+        let first = fresh_seeds();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(for_ms);
+        let (reports, failures) = on_every_core(|k, failed| {
+            let go_on = std::time::Instant::now() < until && failed == 0;
+            go_on.then(|| fresh(first + k))
+        });
+        println!("soak: {} seeds from {first}", reports.len());
+        report_failures(&failures)
+    }
+
+    use std::sync::atomic::Ordering;
+
+    fn report_failures(failed: &[String]) -> i32 {
+        if failed.is_empty() {
+            return 0;
+        }
+        eprintln!("{} failed; replay with:", failed.len());
+        failed.iter().for_each(|f| eprintln!("  {f}"));
+        1
+    }
+
     /// Seeds that once failed (seed, nodes, fault profile), replayed by every sweep. Scenarios are
     /// drawn from the seed, so a change in what the scenario draws makes a seed a new scenario;
     /// they are kept all the same.
@@ -254,6 +359,12 @@ mod cli {
         (1_795_340_111, 4, "all"),
         (1_795_340_033, 6, "all"),
     ];
+
+    /// Fresh seeds every sweep runs at least, and for how long it goes on drawing more.
+    const FRESH_SEEDS: u64 = 200;
+    const FRESH_BUDGET_S: u64 = 240;
+    /// Simulated minutes of the 2,000-node run.
+    const LARGE_MINUTES: u64 = 5;
 
     /// What CI runs. Each part says what it shows.
     fn sweep() -> i32 {
@@ -297,35 +408,21 @@ mod cli {
             failed.push(replay(&twice));
         }
 
-        // Many seeds, every fault profile, 50 to 200 nodes.
-        let profiles = [
-            Profile::All,
-            Profile::Network,
-            Profile::Crashes,
-            Profile::Database,
-            Profile::Byzantine,
-            Profile::None,
-        ];
-        for seed in 1..=12u64 {
-            let params = Params {
-                seed,
-                nodes: [50, 100, 200][seed as usize % 3],
-                duration_ms: 30 * minutes,
-                faults: profiles[seed as usize % profiles.len()],
-                variant: Variant::Correct,
-            };
-            if !run_one(params.clone(), &mut reports).0 {
-                failed.push(replay(&params));
-            }
-        }
-
-        // Small networks, where one silent or dead member is a large share: 4 to 10 nodes, every
-        // profile, and the seeds that once broke a promise there.
+        // On every core: one large network first (it takes longest), the small networks and the
+        // seeds that once failed, then fresh seeds, at least FRESH_SEEDS and as many more as fit
+        // the budget. Small networks are where one silent or dead member is a large share.
+        let large = Params {
+            seed: 1_000,
+            nodes: 2_000,
+            duration_ms: LARGE_MINUTES * minutes,
+            faults: Profile::All,
+            variant: Variant::Correct,
+        };
         let small = (1..=140u64).map(|seed| Params {
             seed,
             nodes: 4 + seed as usize % 7,
             duration_ms: 30 * minutes,
-            faults: profiles[seed as usize % profiles.len()],
+            faults: PROFILES[seed as usize % PROFILES.len()],
             variant: Variant::Correct,
         });
         let regressions = REGRESSION_SEEDS
@@ -337,39 +434,42 @@ mod cli {
                 faults: Profile::parse(faults).expect("a profile"),
                 variant: Variant::Correct,
             });
-        let before = reports.len();
-        for params in small.chain(regressions) {
-            if !run(params.clone(), &mut reports, false).0 {
-                failed.push(replay(&params));
+        let mut fixed: Vec<Params> = std::iter::once(large)
+            .chain(small)
+            .chain(regressions)
+            .collect();
+        fixed.reverse();
+        let fixed_runs = fixed.len() as u64;
+        let first = fresh_seeds();
+        let started = std::time::Instant::now();
+        let budget = std::time::Duration::from_secs(FRESH_BUDGET_S);
+        let (parallel, failures) = on_every_core(|k, _| {
+            if let Some(params) = fixed.pop() {
+                return Some(params);
             }
-        }
+            let fresh_so_far = k - fixed_runs;
+            (fresh_so_far < FRESH_SEEDS || started.elapsed() < budget)
+                .then(|| fresh(first + fresh_so_far))
+        });
+        let fresh_runs = parallel.len() as u64 - fixed_runs;
         println!(
-            "small networks: {} runs of 4 to 10 nodes",
-            reports.len() - before
+            "on every core: 1 run of 2,000 nodes, {} of 4 to 10 nodes and seeds that once failed, \
+             {fresh_runs} fresh seeds ({first} to {}) at 20 to 200 nodes",
+            fixed_runs - 1,
+            first + fresh_runs - 1
         );
-
-        // And one large network.
-        let large = Params {
-            seed: 1_000,
-            nodes: 1_000,
-            duration_ms: 15 * minutes,
-            faults: Profile::All,
-            variant: Variant::Correct,
-        };
-        if !run_one(large.clone(), &mut reports).0 {
-            failed.push(replay(&large));
+        if let Some(large) = parallel.iter().find(|r| r.nodes == 2_000) {
+            println!("{}\n", large.summary());
         }
+        reports.extend(parallel);
+        failed.extend(failures);
 
         if failed.is_empty() {
             println!(
                 "sweep: {} runs, every invariant held, broken variants caught",
                 reports.len()
             );
-            0
-        } else {
-            eprintln!("sweep: {} failed; replay with:", failed.len());
-            failed.iter().for_each(|f| eprintln!("  {f}"));
-            1
         }
+        report_failures(&failed)
     }
 }
