@@ -6,6 +6,7 @@
 //! passes.
 //! The node does no I/O, reads no clock and draws randomness only from the seed it was given.
 
+pub mod aggregate;
 pub mod audit;
 mod book;
 pub mod clock;
@@ -26,6 +27,7 @@ pub mod testing;
 pub mod timers;
 pub mod wire;
 
+pub use aggregate::{Aggregate, Sample, aggregate};
 pub use audit::{Flaw, audit};
 pub use clock::Clock;
 pub use config::{Config, ConfigError, Signers};

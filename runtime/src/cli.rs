@@ -24,6 +24,9 @@ pub struct Cli {
     /// Folder for the local network's keys, signer list and embedded database.
     #[arg(long, default_value = "devnet", env = "ORACLE_DEVNET_DIR")]
     pub devnet_dir: PathBuf,
+    /// The local network's price sources (a node's are flags of `node`).
+    #[command(flatten)]
+    pub source_urls: SourceUrls,
     /// Log lines as text (coloured only on a terminal) or as one JSON object per line.
     #[arg(long, global = true, env = "ORACLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -161,12 +164,8 @@ pub struct NodeArgs {
     /// Per-request timeout of a price source.
     #[arg(long, env = "ORACLE_SOURCE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub source_timeout: Duration,
-    #[arg(long, env = "ORACLE_COINBASE_URL", default_value = Exchange::Coinbase.default_base_url())]
-    pub coinbase_url: String,
-    #[arg(long, env = "ORACLE_COINGECKO_URL", default_value = Exchange::CoinGecko.default_base_url())]
-    pub coingecko_url: String,
-    #[arg(long, env = "ORACLE_KRAKEN_URL", default_value = Exchange::Kraken.default_base_url())]
-    pub kraken_url: String,
+    #[command(flatten)]
+    pub source_urls: SourceUrls,
     #[command(flatten)]
     pub timing: Timing,
 }
@@ -292,7 +291,20 @@ impl NodeArgs {
         config.write_delay_ms = 5_000;
         config
     }
+}
 
+/// Where the exchanges are reached: their public APIs, or proxies and mirrors of them.
+#[derive(Debug, Args)]
+pub struct SourceUrls {
+    #[arg(long, env = "ORACLE_COINBASE_URL", default_value = Exchange::Coinbase.default_base_url())]
+    pub coinbase_url: String,
+    #[arg(long, env = "ORACLE_COINGECKO_URL", default_value = Exchange::CoinGecko.default_base_url())]
+    pub coingecko_url: String,
+    #[arg(long, env = "ORACLE_KRAKEN_URL", default_value = Exchange::Kraken.default_base_url())]
+    pub kraken_url: String,
+}
+
+impl SourceUrls {
     pub fn sources(&self) -> Vec<Source> {
         Source::every(|exchange| {
             match exchange {

@@ -77,15 +77,26 @@ pub async fn run(
         u64::from_le_bytes(seed),
         clock.now(0),
     )?;
-    let health = Arc::new(Mutex::new(Health {
-        name: settings.name.clone(),
-        address: settings.key.address().to_string(),
-        min_peers: settings.config.min_peers,
-        ..Health::default()
-    }));
     let metrics = Metrics::default();
+    let health = metrics.health.clone();
+    if let Ok(mut health) = health.lock() {
+        *health = Health {
+            name: settings.name.clone(),
+            address: settings.key.address().to_string(),
+            min_peers: settings.config.min_peers,
+            min_sources: settings.config.min_sources,
+            ..Health::default()
+        };
+    }
+    tokio::spawn(probe_sources(
+        settings.sources.clone(),
+        settings.config.min_sources,
+        health.clone(),
+    ));
     if let Some(address) = settings.http {
-        let bound = http::serve(address, health.clone(), metrics.clone(), store.clone()).await?;
+        // A network stores a price about every interval; three without one means it stopped.
+        let latest_max_age = Duration::from_millis(3 * settings.config.price_interval_ms);
+        let bound = http::serve(address, metrics.clone(), store.clone(), latest_max_age).await?;
         tracing::info!(name = %settings.name, %bound, "serving /health and /metrics");
     }
     let (events, inbox) = mpsc::unbounded_channel();
@@ -111,6 +122,35 @@ pub async fn run(
     };
     driver.run(inbox, stop).await;
     Ok(())
+}
+
+/// Asks every price source once at start, so that an operator learns within seconds, not at the
+/// first observation, whether the node can observe at all, and what to do if it cannot.
+async fn probe_sources(sources: Sources, min_sources: usize, health: Arc<Mutex<Health>>) {
+    let fetched = sources.fetch().await;
+    for (exchange, error) in &fetched.failed {
+        tracing::warn!(%exchange, %error, "price source failed");
+    }
+    let answered = fetched.answered.len();
+    if let Ok(mut health) = health.lock() {
+        health.sources_answered.get_or_insert(answered);
+    }
+    if answered < min_sources {
+        tracing::error!(
+            answered,
+            needed = min_sources,
+            "too few price sources answer: this node will neither publish nor co-sign until they \
+             do (and /health says so). Check its internet access, or point --coinbase-url, \
+             --coingecko-url and --kraken-url (ORACLE_COINBASE_URL, ...) at sources it can reach"
+        );
+    } else {
+        let names: Vec<String> = fetched
+            .answered
+            .iter()
+            .map(|(e, _)| e.to_string())
+            .collect();
+        tracing::info!(sources = %names.join(", "), "price sources answer");
+    }
 }
 
 /// One node and its loop: events come from the network, the clock and the tasks beside the node,
@@ -266,7 +306,6 @@ impl Driver {
         let peers = network::member_peers(&self.io.swarm, &self.io.topic, signers);
         if peers != self.peers {
             self.peers = peers;
-            self.io.metrics.peers.set(peers as i64);
             self.io.health(|h| h.peers = peers);
             tracing::info!(name = %self.io.settings.name, peers, "gossip peers that are members");
             self.feed(Event::PeersChanged { count: peers });
@@ -382,6 +421,10 @@ impl NodeIo {
                 self.health(|h| h.stored(id));
             }
             Report::WriterChanged { writer } => self.health(|h| h.writer = writer),
+            Report::Observed { sources, .. } => self.health(|h| h.sources_answered = Some(sources)),
+            Report::SourcesInsufficient { answered, .. } => {
+                self.health(|h| h.sources_answered = Some(answered))
+            }
             Report::OwnSignatureFault { .. } => self.health(|h| h.own_signature_faults += 1),
             _ => {}
         }

@@ -18,7 +18,6 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -36,15 +35,17 @@ pub struct SourceLabel {
 }
 
 /// What `/metrics` shows. Cheap to clone: every metric is shared. Everything the protocol counts
-/// comes from the node's own counters (`protocol::Counters`), read at each scrape; the runtime
-/// adds only what the node cannot see: sources, peers, latencies, audits of rows found stored.
+/// comes from the node's own counters (`protocol::Counters`), and the gauges from what `/health`
+/// shows, both read at each scrape; the runtime adds only what the node cannot see: source
+/// failures, latencies, audits of rows found stored.
 #[derive(Clone)]
 pub struct Metrics {
     /// The node's counters as of the last event it handled.
     pub node: Arc<Mutex<protocol::Counters>>,
+    /// What `/health` shows; its numbers are also gauges here.
+    pub health: Arc<Mutex<Health>>,
     pub stored_rows_failing_audit: Counter,
     pub source_failures: Family<SourceLabel, Counter>,
-    pub peers: Gauge,
     pub to_quorum_seconds: Histogram,
     pub to_storage_seconds: Histogram,
     registry: Arc<Registry>,
@@ -59,9 +60,9 @@ impl Default for Metrics {
         };
         let mut metrics = Metrics {
             node: Arc::default(),
+            health: Arc::default(),
             stored_rows_failing_audit: Counter::default(),
             source_failures: Family::default(),
-            peers: Gauge::default(),
             to_quorum_seconds: seconds(),
             to_storage_seconds: seconds(),
             registry: Arc::new(Registry::default()),
@@ -69,21 +70,23 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("oracle");
         let m = &metrics;
         registry.register_collector(Box::new(NodeCounters(m.node.clone())));
+        registry.register_collector(Box::new(HealthGauges(m.health.clone())));
         registry.register(
             "stored_rows_failing_audit",
             "Rows found under an id this node went to write that fail the audit: written by \
              someone holding the database's credentials, not by the protocol",
             m.stored_rows_failing_audit.clone(),
         );
+        // Every source's series exists from the start, at 0, so that a rule over its increase
+        // sees the first failure.
+        for exchange in crate::sources::Exchange::ALL {
+            let source = exchange.to_string();
+            let _ = m.source_failures.get_or_create(&SourceLabel { source });
+        }
         registry.register(
             "source_failures",
             "Price source requests that failed, by source",
             m.source_failures.clone(),
-        );
-        registry.register(
-            "peers",
-            "Gossip peers on the oracle's topic that are members",
-            m.peers.clone(),
         );
         registry.register(
             "publication_to_quorum_seconds",
@@ -97,6 +100,53 @@ impl Default for Metrics {
         );
         metrics.registry = Arc::new(registry);
         metrics
+    }
+}
+
+/// What `/health` shows, as gauges encoded at each scrape.
+#[derive(Debug)]
+struct HealthGauges(Arc<Mutex<Health>>);
+
+impl Collector for HealthGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let health = self.0.lock().map(|h| h.clone()).unwrap_or_default();
+        let gauges = [
+            (
+                "peers",
+                "Gossip peers on the oracle's topic that are members",
+                health.peers as i64,
+            ),
+            (
+                "database_reachable",
+                "1 while the database answers, 0 while it does not",
+                i64::from(health.database_reachable),
+            ),
+            (
+                "writer",
+                "1 while this node is the elected writer",
+                i64::from(health.writer),
+            ),
+            (
+                "sources_answered",
+                "Price sources that answered the last observation (-1: not asked yet)",
+                health.sources_answered.map_or(-1, |n| n as i64),
+            ),
+            (
+                "own_signature_faults",
+                "Signatures by this node's own key that did not verify (any: it cannot sign)",
+                health.own_signature_faults as i64,
+            ),
+            (
+                "clock_offset_seconds",
+                "The wall clock minus the node's clock, while it catches up a step back",
+                health.clock_offset_ms / 1_000,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = prometheus_client::metrics::gauge::ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
     }
 }
 
@@ -157,6 +207,9 @@ pub struct Health {
     pub address: String,
     pub peers: usize,
     pub min_peers: usize,
+    /// Price sources that answered the last observation (none yet: not known).
+    pub sources_answered: Option<usize>,
+    pub min_sources: usize,
     pub database_reachable: bool,
     /// Milliseconds since the database last answered a read: a database that hangs shows here
     /// first. Filled in when served.
@@ -203,14 +256,17 @@ struct Shared {
     health: Arc<Mutex<Health>>,
     metrics: Metrics,
     store: Arc<Store>,
+    latest_max_age: std::time::Duration,
 }
 
-/// Serves `/health` and `/metrics` on `address` until the process ends.
+/// Serves `/health`, `/metrics` and the prices on `address` until the process ends.
+/// `/prices/latest` answers an error rather than a price older than `latest_max_age`, unless the
+/// request gives its own `max_age`.
 pub async fn serve(
     address: SocketAddr,
-    health: Arc<Mutex<Health>>,
     metrics: Metrics,
     store: Arc<Store>,
+    latest_max_age: std::time::Duration,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
@@ -218,12 +274,14 @@ pub async fn serve(
         .route("/health", get(health_page))
         .route("/metrics", get(metrics_page))
         .route("/prices/latest", get(latest_price))
+        .route("/prices/aggregate", get(aggregate_price))
         .route("/prices/{id}", get(one_price))
         .route("/prices", get(prices))
         .with_state(Shared {
-            health,
+            health: metrics.health.clone(),
             metrics,
             store,
+            latest_max_age,
         });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
@@ -240,6 +298,9 @@ async fn health_page(State(shared): State<Shared>) -> impl IntoResponse {
         .map(|at| at.elapsed().as_millis() as u64);
     let healthy = health.database_reachable
         && health.peers >= health.min_peers
+        && health
+            .sources_answered
+            .is_none_or(|n| n >= health.min_sources)
         && health.own_signature_faults == 0;
     let status = if healthy {
         StatusCode::OK
@@ -368,20 +429,150 @@ async fn latest_price(
         .get("feed")
         .cloned()
         .unwrap_or_else(|| "ETH/USD".to_owned());
+    let max_age = match params.get("max_age").map(|t| humantime::parse_duration(t)) {
+        None => shared.latest_max_age,
+        Some(Ok(max_age)) => max_age,
+        Some(Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("max_age: {e}; give a duration like 90s, 30m or 2h"),
+            );
+        }
+    };
     let query = Query {
         feed: Some(feed.clone()),
         limit: 1,
         newest_first: true,
         ..Query::default()
     };
-    match read(&shared, query, None).await {
-        Ok(mut prices) if !prices.is_empty() => json(prices.remove(0)),
-        Ok(_) => error(
-            StatusCode::NOT_FOUND,
-            format!("no stored price for feed {feed:?}"),
-        ),
-        Err(reply) => reply,
+    let newest = match read(&shared, query, None).await {
+        Ok(mut prices) if !prices.is_empty() => prices.remove(0),
+        Ok(_) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no stored price for feed {feed:?}"),
+            );
+        }
+        Err(reply) => return reply,
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let age = std::time::Duration::from_millis(now_ms.saturating_sub(newest.observed_at_ms));
+    if age > max_age {
+        let whole = |d: std::time::Duration| {
+            humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
+        };
+        let message = format!(
+            "the newest stored {feed} price ({}) was observed {} ago, longer than max_age {}: \
+             the network may have stopped storing prices; GET /prices?limit=1 returns it anyway",
+            newest.id,
+            whole(age),
+            whole(max_age),
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "error": message,
+                "id": newest.id,
+                "age_ms": age.as_millis() as u64,
+                "max_age_ms": max_age.as_millis() as u64,
+            })),
+        );
     }
+    json(newest)
+}
+
+/// `/prices/aggregate?feed=ETH/USD&window=30m`: `protocol::aggregate` over the prices stored
+/// within the window (default: the latest price's default max age).
+async fn aggregate_price(
+    State(shared): State<Shared>,
+    Params(params): Params<std::collections::HashMap<String, String>>,
+) -> Reply {
+    let feed = params
+        .get("feed")
+        .cloned()
+        .unwrap_or_else(|| "ETH/USD".to_owned());
+    let window = match params.get("window").map(|t| humantime::parse_duration(t)) {
+        None => shared.latest_max_age,
+        Some(Ok(window)) => window,
+        Some(Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("window: {e}; give a duration like 10m or 1h"),
+            );
+        }
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let query = Query {
+        feed: Some(feed.clone()),
+        since_ms: now_ms.saturating_sub(window.as_millis() as u64),
+        limit: MAX_PAGE,
+        newest_first: true,
+        ..Query::default()
+    };
+    let records = match shared.store.records(&query, None).await {
+        Ok(records) => records,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the database: {e}"),
+            );
+        }
+    };
+    let mut decimals = 0;
+    let mut samples = Vec::new();
+    for record in records {
+        match record.signed_parts() {
+            Ok(parts) => {
+                decimals = parts.body.decimals;
+                samples.push(protocol::Sample {
+                    id: parts.body.id,
+                    origin: parts.origin,
+                    price: parts.body.price,
+                    observed_at_ms: parts.body.observed_at_ms,
+                });
+            }
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+    let Some(aggregate) = protocol::aggregate(samples) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "no {feed} price was stored within the last {}",
+                humantime::format_duration(window)
+            ),
+        );
+    };
+    let price = |p: protocol::Price| p.display(decimals);
+    let prices: Vec<serde_json::Value> = aggregate
+        .samples
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id.to_string(),
+                "origin": s.origin.to_string(),
+                "price": price(s.price),
+                "observed_at_ms": s.observed_at_ms,
+            })
+        })
+        .collect();
+    json(serde_json::json!({
+        "feed": feed,
+        "window_ms": window.as_millis() as u64,
+        "origins": aggregate.samples.len(),
+        "median": price(aggregate.median.price),
+        "median_id": aggregate.median.id.to_string(),
+        "min": price(aggregate.min),
+        "max": price(aggregate.max),
+        "q1": price(aggregate.q1),
+        "q3": price(aggregate.q3),
+        "interquartile_range": price(protocol::Price(aggregate.q3.0 - aggregate.q1.0)),
+        "prices": prices,
+    }))
 }
 
 async fn one_price(State(shared): State<Shared>, Path(id): Path<String>) -> Reply {

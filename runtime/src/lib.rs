@@ -10,3 +10,20 @@ pub mod network;
 pub mod sources;
 pub mod store;
 pub mod verify;
+
+/// An error and every underlying cause, joined by ": ". Libraries often say only "error sending
+/// request" or "error connecting to server"; the cause (name lookup failed, connection refused,
+/// timed out, a TLS failure) is what an operator needs.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
+}

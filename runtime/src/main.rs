@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use runtime::cli::{Cli, Command, LogFormat, NodeArgs, VerifyArgs, write_signers};
+use runtime::cli::{Cli, Command, LogFormat, NodeArgs, SourceUrls, VerifyArgs, write_signers};
 use runtime::driver::{self, Settings};
 use runtime::key;
-use runtime::sources::{Source, Sources};
+use runtime::sources::Sources;
 use runtime::store::Store;
 use tokio::sync::watch;
 
@@ -36,7 +36,7 @@ async fn main() -> ExitCode {
         Some(Command::Node(args)) => node(*args).await,
         Some(Command::Verify(args)) => verify(args).await,
         Some(Command::Keygen { name, data_dir }) => keygen(&name, &data_dir),
-        None => devnet(cli.nodes, &cli.devnet_dir).await,
+        None => devnet(cli.nodes, &cli.devnet_dir, &cli.source_urls).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -85,16 +85,18 @@ async fn node(args: NodeArgs) -> Result<(), Error> {
     }
     let config = args.config()?;
     let store = match &args.database_url {
-        Some(url) => Store::postgres(url, None)
-            .await
-            .map_err(|e| format!("cannot use the database at --database-url: {e}"))?,
+        Some(url) => postgres_once_reachable(url).await?,
         None => Store::sqlite(&args.data_dir.join("oracle.sqlite")).await?,
     }
     .with_timeout(Duration::from_millis(config.database_timeout_ms));
     let settings = Settings {
         name: args.name.clone(),
         http: Some(args.http),
-        sources: Sources::new(args.sources(), args.source_timeout, config.decimals),
+        sources: Sources::new(
+            args.source_urls.sources(),
+            args.source_timeout,
+            config.decimals,
+        ),
         key,
         config,
         listen: args.listen.clone(),
@@ -106,8 +108,27 @@ async fn node(args: NodeArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// The shared database, waited for while it cannot be reached (a node started before its
+/// database, or during an outage, comes up with it); an error the database answers (no such
+/// database, authentication) ends the start with the database's own words.
+async fn postgres_once_reachable(url: &str) -> Result<Store, Error> {
+    const AGAIN_AFTER: Duration = Duration::from_secs(5);
+    loop {
+        match Store::postgres(url, None).await {
+            Ok(store) => return Ok(store),
+            Err(error) if error.is_unreachable() => {
+                tracing::warn!(%error, "the database at --database-url does not answer yet; trying again in 5 s");
+                tokio::time::sleep(AGAIN_AFTER).await;
+            }
+            Err(error) => {
+                return Err(format!("cannot use the database at --database-url: {error}").into());
+            }
+        }
+    }
+}
+
 /// `nodes` nodes on loopback sharing an embedded database under `dir`, with live price sources.
-async fn devnet(nodes: usize, dir: &Path) -> Result<(), Error> {
+async fn devnet(nodes: usize, dir: &Path, source_urls: &SourceUrls) -> Result<(), Error> {
     if nodes < 3 {
         return Err(format!("--nodes {nodes}: a quorum of 3 needs at least 3 nodes").into());
     }
@@ -141,7 +162,7 @@ async fn devnet(nodes: usize, dir: &Path) -> Result<(), Error> {
     for (i, key) in keys.into_iter().enumerate() {
         let mut config = NodeArgs::devnet_config(signers.clone());
         config.min_peers = config.min_peers.min(nodes - 1);
-        let sources = Source::every(|exchange| exchange.default_base_url().to_owned());
+        let sources = source_urls.sources();
         let settings = Settings {
             name: format!("node-{i}"),
             http: Some(([127, 0, 0, 1], 9100 + i as u16).into()),

@@ -249,9 +249,9 @@ impl Sources {
         if error.is_timeout() {
             SourceError::Timeout(self.timeout)
         } else if error.is_connect() {
-            SourceError::Connect(error.to_string())
+            SourceError::Connect(crate::with_causes(&error))
         } else {
-            SourceError::Body(error.to_string())
+            SourceError::Body(crate::with_causes(&error))
         }
     }
 }

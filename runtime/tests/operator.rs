@@ -1,5 +1,7 @@
 //! Bad input from an operator gets an error that says what to fix, never a panic.
 
+mod common;
+
 use std::time::Duration;
 
 use clap::Parser;
@@ -69,6 +71,23 @@ async fn an_unreachable_database_is_an_error_not_a_hang() {
         .err()
         .expect("an error");
     assert!(error.to_string().contains("PostgreSQL"), "{error}");
+    assert!(error.to_string().contains("refused"), "says why: {error}");
+}
+
+#[tokio::test]
+async fn the_database_s_own_message_is_shown() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (server, _) = url.rsplit_once('/').expect("a URL with a database name");
+    let missing = format!("{server}/no_such_database_here");
+    let error = Store::postgres(&missing, None)
+        .await
+        .err()
+        .expect("an error");
+    assert!(
+        error.to_string().contains("does not exist"),
+        "the server's words, not \"db error\": {error}"
+    );
 }
 
 #[test]
@@ -182,4 +201,162 @@ fn node_flags_default_to_the_protocol_s_production_settings() {
         protocol::Signers::Allowlist(list),
     );
     assert_eq!(args.config().unwrap(), production);
+}
+
+/// Started while its database is down, a node waits and says so, and comes up with the database.
+#[test]
+fn a_node_started_before_its_database_waits_for_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("waits-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runtime = env!("CARGO_BIN_EXE_runtime");
+    let keygen = Command::new(runtime)
+        .args(["keygen", "--name", "early", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let signers = dir.join("signers.txt");
+    let others =
+        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
+    let address = String::from_utf8(keygen.stdout).unwrap();
+    std::fs::write(&signers, format!("{address}{others}")).unwrap();
+    let port = common::free_port();
+    let mut node = Command::new(runtime)
+        .args([
+            "node",
+            "--name",
+            "early",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .args(["--http", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .arg("--signers")
+        .arg(&signers)
+        .arg(format!(
+            "--database-url=postgres://postgres@127.0.0.1:{port}/test"
+        ))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_after(&node, Duration::from_secs(60));
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut log = Vec::new();
+    let mut wait_for = |text: &str| {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let found = line.contains(text);
+            log.push(line);
+            if found {
+                return;
+            }
+        }
+        panic!("the node ended before logging {text:?}: {}", log.join("\n"));
+    };
+    wait_for("does not answer yet");
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let _proxy = tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        common::Proxy::start_on(listener)
+    });
+    wait_for("listening");
+    let _ = node.kill();
+    let _ = node.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A node that cannot reach its price sources says so at start, with each cause and what to do,
+/// and `/health` is red while too few answer.
+#[test]
+fn unreachable_price_sources_are_named_at_start_and_make_health_red() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("offline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runtime = env!("CARGO_BIN_EXE_runtime");
+    let keygen = Command::new(runtime)
+        .args(["keygen", "--name", "offline", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let signers = dir.join("signers.txt");
+    let others =
+        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
+    let address = String::from_utf8(keygen.stdout).unwrap();
+    std::fs::write(&signers, format!("{address}{others}")).unwrap();
+    let (http, refusing) = (common::free_port(), common::free_port());
+    let nowhere = format!("http://127.0.0.1:{refusing}");
+    let mut node = Command::new(runtime)
+        .args([
+            "node",
+            "--name",
+            "offline",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ])
+        .arg(format!("--http=127.0.0.1:{http}"))
+        .args(["--min-peers=0", "--source-timeout=1s", "--data-dir"])
+        .arg(&dir)
+        .arg("--signers")
+        .arg(&signers)
+        .args([
+            format!("--coinbase-url={nowhere}"),
+            format!("--coingecko-url={nowhere}"),
+            format!("--kraken-url={nowhere}"),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_after(&node, Duration::from_secs(60));
+    let mut log = Vec::new();
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("too few price sources answer");
+        log.push(line);
+        if done {
+            break;
+        }
+    }
+    let log = log.join("\n");
+    assert!(log.contains("--coinbase-url"), "says what to do: {log}");
+    assert!(
+        log.to_lowercase().contains("refused"),
+        "names the cause: {log}"
+    );
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let health = tokio.block_on(async {
+        let url = format!("http://127.0.0.1:{http}/health");
+        for _ in 0..50 {
+            if let Ok(response) = reqwest::get(&url).await {
+                let status = response.status().as_u16();
+                let body: serde_json::Value =
+                    serde_json::from_str(&response.text().await.unwrap()).unwrap();
+                if body["database_reachable"] == true {
+                    return (status, body);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no /health with the database read");
+    });
+    let _ = node.kill();
+    let _ = node.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(health.0, 503, "{}", health.1);
+    assert_eq!(health.1["sources_answered"], 0, "{}", health.1);
+}
+
+/// A test waiting for a log line that never comes fails instead of hanging: the node is killed,
+/// its output ends, and the test says what it waited for.
+fn kill_after(node: &std::process::Child, after: Duration) {
+    let pid = nix::unistd::Pid::from_raw(node.id() as i32);
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    });
 }

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use common::{T0, config, fresh_postgres, keys, price};
-use runtime::http::{Health, Metrics, serve};
+use runtime::http::{Metrics, serve};
 use serde_json::Value;
 use sha3::{Digest, Keccak256};
 
@@ -55,12 +55,11 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
     for price in &prices {
         store.insert(price, 3).await.unwrap();
     }
-    let health = Arc::new(Mutex::new(Health::default()));
     let address = serve(
         ([127, 0, 0, 1], 0).into(),
-        health,
         Metrics::default(),
         store,
+        std::time::Duration::from_secs(1_800),
     )
     .await
     .unwrap();
@@ -73,7 +72,15 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
         (status, serde_json::from_str::<Value>(&body).unwrap())
     };
 
-    let (status, latest) = get("/prices/latest?feed=ETH/USD".into()).await;
+    // The prices were observed months ago: stale for the server's default and a client's max_age.
+    for path in ["/prices/latest?feed=ETH/USD", "/prices/latest?max_age=2h"] {
+        let (status, stale) = get(path.into()).await;
+        assert_eq!(status, 503, "{path}: {stale}");
+        let message = stale["error"].as_str().unwrap();
+        assert!(message.contains("ago, longer than max_age"), "{message}");
+        assert!(stale["age_ms"].as_u64().unwrap() > 7_200_000, "{stale}");
+    }
+    let (status, latest) = get("/prices/latest?feed=ETH/USD&max_age=3650days".into()).await;
     assert_eq!(status, 200, "{latest}");
     let newest = prices[2].message.body.id.to_string();
     assert_eq!(latest["id"], newest.as_str());
@@ -112,6 +119,7 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
         ("/prices?since=yesterday".to_owned(), 400),
         ("/prices?colour=blue".to_owned(), 400),
         ("/prices/latest?feed=BTC/USD".to_owned(), 404),
+        ("/prices/latest?max_age=soon".to_owned(), 400),
     ] {
         let (got, body) = get(path.clone()).await;
         assert_eq!(got, status, "{path}: {body}");
@@ -120,4 +128,140 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
             "{path}: {body}"
         );
     }
+}
+
+/// Every metric the alert rules and the Grafana dashboard in `deploy/` name is one a node serves.
+#[tokio::test]
+async fn the_alerts_and_the_dashboard_name_only_metrics_a_node_serves() {
+    let store = Arc::new(common::fresh_sqlite("metric-names").await);
+    let address = serve(
+        ([127, 0, 0, 1], 0).into(),
+        Metrics::default(),
+        store,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let text = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let served: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    let files = [
+        (
+            "deploy/prometheus/alerts.yml",
+            include_str!("../../deploy/prometheus/alerts.yml"),
+        ),
+        (
+            "deploy/grafana/oracle.json",
+            include_str!("../../deploy/grafana/oracle.json"),
+        ),
+    ];
+    for (file, content) in files {
+        let mut named = 0;
+        for (at, _) in content.match_indices("oracle_") {
+            let name: String = content[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = ["_total", "_bucket"]
+                .iter()
+                .fold(name.as_str(), |n, suffix| n.trim_end_matches(suffix));
+            assert!(
+                served.contains(family),
+                "{file} names {name}, which no node serves; served: {served:?}"
+            );
+            named += 1;
+        }
+        assert!(named > 5, "{file} names {named} metrics");
+    }
+}
+
+/// The aggregate counts each origin once, with its newest price, and answers the lower median with
+/// every underlying id; a window without prices is an error that says so.
+#[tokio::test]
+async fn the_aggregate_is_the_median_of_each_origin_s_newest_price() {
+    let keys = keys();
+    let store = Arc::new(common::fresh_sqlite("aggregate").await);
+    let network_id = config(&keys).network_id();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // Origins 0..3 at 3000.00 to 3000.03; origin 3's older price (an hour ago) lies.
+    let stored = [
+        (0, now - 60_000, 300_000_000_000u128),
+        (1, now - 50_000, 300_001_000_000),
+        (2, now - 40_000, 300_002_000_000),
+        (3, now - 30_000, 300_003_000_000),
+        (3, now - 3_000_000, 900_000_000_000),
+    ];
+    for (origin, at, units) in stored {
+        let signers: Vec<&protocol::Keypair> = (0..3).map(|k| &keys[(origin + k) % 4]).collect();
+        let body = protocol::testing::body(&keys[origin], at, units);
+        let row = protocol::PriceRow {
+            message: protocol::testing::signed(network_id, body, &signers),
+            origin: keys[origin].address(),
+            last_signature_at_ms: at + 1_000,
+            writer: keys[0].address(),
+        };
+        store.insert(&row, 3).await.unwrap();
+    }
+    let address = serve(
+        ([127, 0, 0, 1], 0).into(),
+        Metrics::default(),
+        store,
+        std::time::Duration::from_secs(1_800),
+    )
+    .await
+    .unwrap();
+    let get = |path: &str| {
+        let url = format!("http://{address}{path}");
+        async move {
+            let response = reqwest::get(url).await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            (status, serde_json::from_str::<Value>(&body).unwrap())
+        }
+    };
+
+    let (status, one_hour) = get("/prices/aggregate?window=2h").await;
+    assert_eq!(status, 200, "{one_hour}");
+    assert_eq!(one_hour["origins"], 4, "origin 3 counts once: {one_hour}");
+    assert_eq!(one_hour["median"], "3000.01000000", "{one_hour}");
+    assert_eq!(one_hour["min"], "3000.00000000");
+    assert_eq!(
+        one_hour["max"], "3000.03000000",
+        "the old lie is not origin 3's newest"
+    );
+    assert_eq!(one_hour["prices"].as_array().unwrap().len(), 4);
+    let median_id = one_hour["median_id"].as_str().unwrap();
+    let (status, median) = get(&format!("/prices/{median_id}")).await;
+    assert_eq!(
+        status, 200,
+        "the median is a stored, signed price: {median}"
+    );
+
+    let (status, short) = get("/prices/aggregate?window=45s").await;
+    assert_eq!(
+        (status, short["origins"].clone()),
+        (200, 2.into()),
+        "{short}"
+    );
+    let (status, empty) = get("/prices/aggregate?window=1s").await;
+    assert_eq!(status, 503, "{empty}");
+    assert!(
+        empty["error"]
+            .as_str()
+            .unwrap()
+            .contains("no ETH/USD price"),
+        "{empty}"
+    );
+    let (status, _) = get("/prices/aggregate?window=often").await;
+    assert_eq!(status, 400);
 }

@@ -82,7 +82,7 @@ pub struct Row {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres_cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -94,6 +94,43 @@ pub enum StoreError {
     Corrupt { id: String, what: String },
     #[error("the SQLite worker stopped: {0}")]
     Worker(String),
+}
+
+impl StoreError {
+    /// The database could not be reached (refused, unreachable, timed out), as opposed to a
+    /// database that answered with an error: worth waiting for.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::ConnectTimeout(_) | StoreError::Timeout(_) => true,
+            StoreError::Postgres(error) => {
+                let mut cause = std::error::Error::source(error);
+                while let Some(inner) = cause {
+                    if inner.is::<std::io::Error>() {
+                        return true;
+                    }
+                    cause = inner.source();
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What went wrong, in the server's words or with the underlying cause: tokio-postgres's own text
+/// is only "db error" or "error connecting to server".
+fn postgres_cause(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        return text;
+    }
+    crate::with_causes(error)
 }
 
 impl Store {
