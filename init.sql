@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS prices (
 );
 
 CREATE INDEX IF NOT EXISTS prices_feed_observed ON prices (feed, observed_at_ms DESC);
+-- For /prices/stream, which reads what was stored since it last looked.
+CREATE INDEX IF NOT EXISTS prices_inserted ON prices (inserted_at);
 
 -- Every signature entry well formed: an object with a 0x address and a 65-byte 0x signature. A
 -- member holding the database's credentials could otherwise park '[{},{},{}]' under an honest id

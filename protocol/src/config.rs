@@ -33,8 +33,14 @@ pub struct Config {
     /// as a spare (see [`Config::committee`]).
     pub committee: Option<usize>,
     pub cosign_step_ms: u64,
-    /// How often each node observes and publishes its own price.
+    /// How often each node observes and publishes its own price (the heartbeat: whatever the
+    /// market does).
     pub price_interval_ms: u64,
+    /// How often a node observes between its publications, to publish early on a move.
+    pub observe_interval_ms: u64,
+    /// A node publishes at once when its observation is this far from its last publication, in
+    /// basis points; 0 publishes only every `price_interval_ms`.
+    pub deviation_bps: u32,
     /// Largest distance from this node's own observation it will co-sign, in basis points.
     pub max_deviation_bps: u32,
     /// A price observed longer ago than this is no longer co-signed.
@@ -92,6 +98,8 @@ impl Config {
             committee: None,
             cosign_step_ms: 5_000,
             price_interval_ms: 600_000,
+            observe_interval_ms: 30_000,
+            deviation_bps: 50,
             max_deviation_bps: 100,
             max_age_ms: 180_000,
             max_skew_ms: 60_000,
@@ -159,12 +167,16 @@ impl Config {
         if self.max_deviation_bps > 10_000 {
             return Err(Deviation(self.max_deviation_bps));
         }
+        if self.deviation_bps > 10_000 {
+            return Err(Deviation(self.deviation_bps));
+        }
         if self.min_sources == 0 {
             return Err(MinSources);
         }
         let durations = [
             ("cosign_step", self.cosign_step_ms),
             ("price_interval", self.price_interval_ms),
+            ("observe_interval", self.observe_interval_ms),
             ("max_age", self.max_age_ms),
             ("reference_max_age", self.reference_max_age_ms),
             ("heartbeat_interval", self.heartbeat_interval_ms),

@@ -85,6 +85,8 @@ impl Ignored {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     pub published: u64,
+    /// Of those, published before their interval because the price moved (`deviation_bps`).
+    pub published_on_deviation: u64,
     pub publications_skipped: u64,
     pub cosigned: u64,
     pub refused: u64,
@@ -108,12 +110,17 @@ pub struct Counters {
 impl Counters {
     /// Every plain counter with a stable name (a metric's, without prefix or `_total`) and what it
     /// counts: the one list a driver exports, so that nothing counted stays invisible.
-    pub fn named(&self) -> [(&'static str, &'static str, u64); 15] {
+    pub fn named(&self) -> [(&'static str, &'static str, u64); 16] {
         [
             (
                 "prices_published",
                 "Prices this node published",
                 self.published,
+            ),
+            (
+                "prices_published_on_deviation",
+                "Prices published before their interval because the observation moved",
+                self.published_on_deviation,
             ),
             (
                 "publications_skipped",

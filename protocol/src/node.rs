@@ -50,6 +50,8 @@ pub struct Node {
     pub(crate) committee: Committee,
     /// This node's latest observation and when it was made.
     reference: Option<(Price, u64)>,
+    /// The price of this node's latest publication, against which a move is measured.
+    last_published: Option<Price>,
     fetch_in_flight: bool,
     publish_pending: bool,
     sequence: u16,
@@ -91,6 +93,7 @@ impl Node {
             book: Book::default(),
             committee,
             reference: None,
+            last_published: None,
             fetch_in_flight: false,
             publish_pending: false,
             peers: 0,
@@ -101,6 +104,10 @@ impl Node {
         let first = node.next_publication(now);
         node.timers.set(Timer::Observe, first);
         node.timers.set(Timer::Heartbeat, now);
+        if node.config.deviation_bps > 0 {
+            let watch = now + node.config.observe_interval_ms;
+            node.timers.set(Timer::Watch, watch);
+        }
         Ok(node)
     }
 
@@ -225,6 +232,11 @@ impl Node {
                 self.publish_pending = true;
                 self.request_fetch();
             }
+            Timer::Watch => {
+                let next = self.now + self.config.observe_interval_ms;
+                self.timers.set(Timer::Watch, next);
+                self.request_fetch();
+            }
             Timer::Heartbeat => self.on_heartbeat_timer(),
             Timer::CoSign(id) => self.consider_cosign(id),
             Timer::Write(id) => self.on_write_timer(id),
@@ -270,6 +282,12 @@ impl Node {
                 }
                 None => self.counters.publications_skipped += 1,
             }
+        } else if let Some(price) = observed
+            && self.peers >= self.config.min_peers
+            && self.moved_since_published(price)
+        {
+            self.counters.published_on_deviation += 1;
+            self.publish(price);
         }
         for id in self.book.take_awaiting_reference() {
             match observed {
@@ -277,6 +295,16 @@ impl Node {
                 None => self.refuse(id, Refusal::NoReference),
             }
         }
+    }
+
+    /// The observation is `deviation_bps` or more from this node's last publication (none yet:
+    /// the interval publishes first).
+    fn moved_since_published(&self, price: Price) -> bool {
+        let bps = u128::from(self.config.deviation_bps);
+        bps > 0
+            && self.last_published.is_some_and(|last| {
+                price.0.abs_diff(last.0).saturating_mul(10_000) >= last.0.saturating_mul(bps)
+            })
     }
 
     fn publish(&mut self, price: Price) {
@@ -294,6 +322,7 @@ impl Node {
             return;
         }
         self.counters.published += 1;
+        self.last_published = Some(price);
         self.book.get_mut(body.id).expect("just admitted").decided = true;
         self.report(Report::Published { id: body.id, price });
         self.push(Action::Sign {

@@ -8,6 +8,8 @@ use crate::price::PriceId;
 pub enum Timer {
     /// Observe and publish this node's own price.
     Observe,
+    /// Observe between publications: publish early if the price moved `deviation_bps`.
+    Watch,
     /// Write this node's heartbeat and read the table.
     Heartbeat,
     /// This node's wave of the committee may co-sign the price now.

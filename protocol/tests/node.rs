@@ -28,15 +28,25 @@ fn observing_node(keys: &[Keypair], me: usize) -> Node {
     node
 }
 
-/// Steps through heartbeats until the node's next timer is its first observation; returns when.
-fn first_observation(node: &mut Node) -> u64 {
+/// Steps through other timers until the node's next timer is `wanted`; returns when. Observations
+/// between publications are answered with PRICE, which has not moved.
+fn until_timer(node: &mut Node, wanted: Timer) -> u64 {
     loop {
         let (at, timer) = node.poll_timeout().unwrap();
-        if timer == Timer::Observe {
+        if timer == wanted {
             return at;
         }
-        step(node, at, Event::TimerDue);
+        let actions = step(node, at, Event::TimerDue);
+        if actions.contains(&Action::FetchPrices) {
+            let answered = vec![Price(PRICE)];
+            step(node, at, Event::PricesFetched { answered });
+        }
     }
+}
+
+/// Steps through heartbeats until the node's next timer is its first observation; returns when.
+fn first_observation(node: &mut Node) -> u64 {
+    until_timer(node, Timer::Observe)
 }
 
 fn writes(actions: Vec<Action>) -> Vec<Action> {
@@ -135,6 +145,88 @@ fn starts_with_a_heartbeat_then_observes_and_publishes() {
         [keys[0].address()]
     );
     assert_eq!(node.counters().published, 1);
+}
+
+#[test]
+fn a_move_of_deviation_bps_publishes_before_the_interval() {
+    let keys = keys(4);
+    let mut cfg = config(&keys);
+    cfg.min_peers = 0;
+    // Every second, so that the first look comes before the node's phase of the interval.
+    cfg.observe_interval_ms = 1_000;
+    let deviation = PRICE * u128::from(cfg.deviation_bps) / 10_000;
+    let mut node = Node::new(cfg.clone(), keys[0].address(), 42, T0).unwrap();
+    let fetched = |units: u128| Event::PricesFetched {
+        answered: vec![Price(units)],
+    };
+    let observed = |units: u128| {
+        Action::Report(Report::Observed {
+            price: Price(units),
+            sources: 1,
+        })
+    };
+
+    // Before its first publication, a move publishes nothing: the interval publishes first.
+    let watch = until_timer(&mut node, Timer::Watch);
+    assert_eq!(watch, T0 + cfg.observe_interval_ms);
+    assert_eq!(
+        step(&mut node, watch, Event::TimerDue),
+        [Action::FetchPrices]
+    );
+    let far = PRICE * 2;
+    assert_eq!(step(&mut node, watch, fetched(far)), [observed(far)]);
+
+    let at = first_observation(&mut node);
+    step(&mut node, at, Event::TimerDue);
+    step(&mut node, at, fetched(PRICE));
+    assert_eq!(node.counters().published, 1);
+
+    // One unit short of the deviation: observed, not published.
+    let watch = until_timer(&mut node, Timer::Watch);
+    assert_eq!(
+        step(&mut node, watch, Event::TimerDue),
+        [Action::FetchPrices]
+    );
+    let short = PRICE + deviation - 1;
+    assert_eq!(step(&mut node, watch, fetched(short)), [observed(short)]);
+
+    // The deviation itself: published at once, judged by co-signers like any other price.
+    let watch = until_timer(&mut node, Timer::Watch);
+    assert!(
+        watch < at + cfg.price_interval_ms,
+        "before the next interval"
+    );
+    step(&mut node, watch, Event::TimerDue);
+    let moved = PRICE - deviation;
+    let actions = step(&mut node, watch, fetched(moved));
+    let Action::Report(Report::Published { id, price }) = actions[1] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!((price, id.unix_ms()), (Price(moved), watch));
+    assert!(matches!(actions[2], Action::Sign { .. }), "{actions:?}");
+    assert_eq!(
+        (
+            node.counters().published,
+            node.counters().published_on_deviation
+        ),
+        (2, 1)
+    );
+
+    // Measured from the last publication: the same price again is no move.
+    let watch = until_timer(&mut node, Timer::Watch);
+    step(&mut node, watch, Event::TimerDue);
+    assert_eq!(step(&mut node, watch, fetched(moved)), [observed(moved)]);
+
+    // deviation_bps 0: no observation between publications at all.
+    cfg.deviation_bps = 0;
+    let mut quiet = Node::new(cfg, keys[0].address(), 42, T0).unwrap();
+    let mut timers = vec![];
+    for _ in 0..5 {
+        let (at, timer) = quiet.poll_timeout().unwrap();
+        timers.push(timer);
+        step(&mut quiet, at, Event::TimerDue);
+    }
+    assert!(!timers.contains(&Timer::Watch), "{timers:?}");
 }
 
 #[test]

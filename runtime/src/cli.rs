@@ -149,6 +149,13 @@ pub struct NodeArgs {
     /// How often this node observes and publishes, e.g. 10m, 30s.
     #[arg(long, env = "ORACLE_PRICE_INTERVAL", default_value_t = default(|c| c.price_interval_ms))]
     pub price_interval: humantime::Duration,
+    /// How often this node observes between publications, to publish early on a move.
+    #[arg(long, env = "ORACLE_OBSERVE_INTERVAL", default_value_t = default(|c| c.observe_interval_ms))]
+    pub observe_interval: humantime::Duration,
+    /// Publish at once when the observed price is this many basis points from this node's last
+    /// publication (0: only every --price-interval).
+    #[arg(long, env = "ORACLE_DEVIATION_BPS", default_value_t = production().deviation_bps)]
+    pub deviation_bps: u32,
     /// Time after a price's last new signature before it is written.
     #[arg(long, env = "ORACLE_WRITE_DELAY", default_value_t = default(|c| c.write_delay_ms))]
     pub write_delay: humantime::Duration,
@@ -195,10 +202,14 @@ pub struct Timing {
     pub retransmit_after: humantime::Duration,
 }
 
-/// A duration flag's default: the protocol's production setting, so each default lives there once.
+/// The protocol's production settings, where every flag's default comes from, so each lives once.
+fn production() -> Config {
+    Config::new("", Feed::eth_usd(), Signers::Open)
+}
+
+/// A duration flag's default: the protocol's production setting.
 fn default(setting: fn(&Config) -> u64) -> humantime::Duration {
-    let production = Config::new("", Feed::eth_usd(), Signers::Open);
-    Duration::from_millis(setting(&production)).into()
+    Duration::from_millis(setting(&production())).into()
 }
 
 fn ms(duration: humantime::Duration) -> u64 {
@@ -265,6 +276,8 @@ impl NodeArgs {
     pub fn config(&self) -> Result<Config, SignersError> {
         let mut config = self.deployment.config()?;
         config.price_interval_ms = ms(self.price_interval);
+        config.observe_interval_ms = ms(self.observe_interval);
+        config.deviation_bps = self.deviation_bps;
         config.write_delay_ms = ms(self.write_delay);
         config.min_peers = self.min_peers;
         config.min_sources = self.min_sources;

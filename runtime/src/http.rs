@@ -257,6 +257,8 @@ struct Shared {
     metrics: Metrics,
     store: Arc<Store>,
     latest_max_age: std::time::Duration,
+    /// Each newly stored price, for every `/prices/stream` subscriber.
+    stored: tokio::sync::broadcast::Sender<Arc<PriceJson>>,
 }
 
 /// Serves `/health`, `/metrics` and the prices on `address` until the process ends.
@@ -270,19 +272,23 @@ pub async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
+    let (stored, _) = tokio::sync::broadcast::channel(STREAM_BUFFER);
     let router = Router::new()
         .route("/health", get(health_page))
         .route("/metrics", get(metrics_page))
         .route("/prices/latest", get(latest_price))
         .route("/prices/aggregate", get(aggregate_price))
+        .route("/prices/stream", get(price_stream))
         .route("/prices/{id}", get(one_price))
         .route("/prices", get(prices))
         .with_state(Shared {
             health: metrics.health.clone(),
             metrics,
-            store,
+            store: store.clone(),
             latest_max_age,
+            stored: stored.clone(),
         });
+    tokio::spawn(poll_stored(store, stored));
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, router).await {
             tracing::error!(%error, "the HTTP endpoint stopped");
@@ -333,7 +339,7 @@ async fn metrics_page(State(shared): State<Shared>) -> impl IntoResponse {
 const MAX_PAGE: u64 = 1_000;
 
 /// A stored price as consumers get it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PriceJson {
     pub id: String,
     pub feed: String,
@@ -353,7 +359,7 @@ pub struct PriceJson {
     pub stored_at_ms: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SignatureJson {
     pub signer: String,
     pub signature: String,
@@ -481,6 +487,102 @@ async fn latest_price(
         );
     }
     json(newest)
+}
+
+/// Prices a `/prices/stream` subscriber may fall behind by before it is told it missed some.
+const STREAM_BUFFER: usize = 1_024;
+/// How far back each look at the database reaches again: a row becomes visible when its
+/// transaction commits, which may be after the storage time it carries.
+const STREAM_LOOKBACK_MS: u64 = 5_000;
+
+/// Reads what was stored since it last looked, every second while anyone listens, and hands each
+/// new price to every `/prices/stream` subscriber. Polling serves PostgreSQL shared with other
+/// writers and the embedded database alike; the rows are the same whoever wrote them.
+async fn poll_stored(store: Arc<Store>, stored: tokio::sync::broadcast::Sender<Arc<PriceJson>>) {
+    let mut newest_ms = unix_ms();
+    // Ids already sent, with their storage times, kept for the lookback.
+    let mut sent: std::collections::HashMap<String, u64> = Default::default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        if stored.receiver_count() == 0 {
+            newest_ms = unix_ms();
+            sent.clear();
+            continue;
+        }
+        let since_ms = newest_ms.saturating_sub(STREAM_LOOKBACK_MS);
+        let query = Query {
+            since_ms,
+            // A bound the database's timestamps can hold (a day ahead covers any clock skew).
+            before_ms: unix_ms() + 86_400_000,
+            limit: MAX_PAGE,
+            by_storage: true,
+            ..Query::default()
+        };
+        let records = match store.records(&query, None).await {
+            Ok(records) => {
+                failing = false;
+                records
+            }
+            Err(error) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(%error, "/prices/stream cannot read new prices; retrying");
+                }
+                continue;
+            }
+        };
+        for record in records {
+            let at = record.inserted_at_ms.max(0) as u64;
+            newest_ms = newest_ms.max(at);
+            if sent.insert(record.id.clone(), at).is_some() {
+                continue;
+            }
+            if let Ok(price) = PriceJson::of(record) {
+                let _ = stored.send(Arc::new(price));
+            }
+        }
+        sent.retain(|_, at| *at >= since_ms);
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `/prices/stream?feed=ETH/USD`: each newly stored price, from whichever node wrote it, as a
+/// Server-Sent Event `price` (its id as the event id, the price as in `/prices/{id}`). A client
+/// that reads too slowly gets an event `lagged` saying how many it missed.
+async fn price_stream(
+    State(shared): State<Shared>,
+    Params(params): Params<std::collections::HashMap<String, String>>,
+) -> impl IntoResponse {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+    let feed = params.get("feed").cloned();
+    let receiver = shared.stored.subscribe();
+    let events = futures_util::stream::unfold(receiver, move |mut receiver| {
+        let feed = feed.clone();
+        async move {
+            loop {
+                let event = match receiver.recv().await {
+                    Ok(price) if feed.as_ref().is_none_or(|f| *f == price.feed) => Event::default()
+                        .event("price")
+                        .id(price.id.clone())
+                        .json_data(&*price),
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => Ok(Event::default().event("lagged").data(
+                        format!("{missed} prices were not sent: this client read too slowly; GET /prices has them"),
+                    )),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((event, receiver));
+            }
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// `/prices/aggregate?feed=ETH/USD&window=30m`: `protocol::aggregate` over the prices stored
@@ -629,6 +731,7 @@ async fn prices(
         before_ms: before.unwrap_or(i64::MAX as u64),
         limit,
         newest_first: true,
+        by_storage: false,
     };
     match read(&shared, query, None).await {
         Ok(prices) => json(prices),

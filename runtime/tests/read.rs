@@ -265,3 +265,51 @@ async fn the_aggregate_is_the_median_of_each_origin_s_newest_price() {
     let (status, _) = get("/prices/aggregate?window=often").await;
     assert_eq!(status, 400);
 }
+
+/// A subscriber to /prices/stream receives each price stored after it subscribed, whoever wrote
+/// it, as a Server-Sent Event carrying the price as /prices/{id} does.
+#[tokio::test]
+async fn the_stream_pushes_each_newly_stored_price() {
+    let keys = keys();
+    let store = Arc::new(fresh_postgres("stream").await);
+    let address = serve(
+        ([127, 0, 0, 1], 0).into(),
+        Metrics::default(),
+        store.clone(),
+        std::time::Duration::from_secs(1_800),
+    )
+    .await
+    .unwrap();
+    let mut stream = reqwest::get(format!("http://{address}/prices/stream?feed=ETH/USD"))
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(
+        stream.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    // Stored after the subscription (by another node, as far as this server knows).
+    let newest = price(&keys, T0 + 120_000, 301_300_000_000, 3);
+    store.insert(&newest, 3).await.unwrap();
+    let id = newest.message.body.id.to_string();
+    let mut received = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !received.contains("\n\n") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+        received = received.trim_start_matches(":\n\n").to_owned();
+    }
+    assert!(received.contains("event: price"), "{received}");
+    assert!(received.contains(&format!("id: {id}")), "{received}");
+    let data = received
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data line");
+    let price: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(price["id"], id.as_str());
+    check_independently(&price);
+}

@@ -97,9 +97,46 @@ pub struct Report {
     pub longest_store_after_calm_ms: u64,
     pub liveness_bound_ms: u64,
     pub furthest_from_truth_bps: u64,
+    /// Longest the newest stored price stayed further from the truth than `deviation_bps`.
+    pub longest_stale_ms: u64,
+    pub deviation_bps: u32,
     pub truth_bound_bps: u64,
     pub trace_hash: String,
     pub steps: u64,
+}
+
+/// The longest stretch, sampled each second from the first storage on, during which the newest
+/// stored price (by observation) was further from the truth than `deviation_bps`: what a consumer
+/// reading the latest price would have been served while the market had moved on.
+fn longest_stale_ms(
+    stored: &mut [(u64, u64, protocol::Price)],
+    market: &Market,
+    deviation_bps: u32,
+    end: u64,
+) -> u64 {
+    stored.sort_unstable_by_key(|&(at, ..)| at);
+    let (mut next, mut newest, mut stale_since, mut longest) = (0, None, None, 0);
+    for t in (0..=end).step_by(1_000) {
+        while let Some(&(at, observed, price)) = stored.get(next)
+            && at <= t
+        {
+            if newest.is_none_or(|(o, _)| observed > o) {
+                newest = Some((observed, price));
+            }
+            next += 1;
+        }
+        let stale =
+            newest.is_some_and(|(_, p)| market.distance_bps(p, t) > u64::from(deviation_bps));
+        match (stale, stale_since) {
+            (true, None) => stale_since = Some(t),
+            (false, Some(since)) => {
+                longest = longest.max(t - since);
+                stale_since = None;
+            }
+            _ => {}
+        }
+    }
+    longest.max(stale_since.map_or(0, |since| end - since))
 }
 
 pub fn check(
@@ -131,6 +168,8 @@ pub fn check(
     let liars_are_a_quorum = scenario.liars() >= config.quorum;
     let mut furthest = 0;
     let mut to_storage = Vec::new();
+    // (stored at, observed at, price), both in simulated ms, for the staleness below.
+    let mut stored_prices = Vec::new();
     for (id, rows) in &world.database.rows {
         if rows.len() > 1 {
             violate(
@@ -150,6 +189,7 @@ pub fn check(
             }
             let body = price.message.body;
             let observed = body.observed_at_ms.saturating_sub(EPOCH_MS);
+            stored_prices.push((row.inserted_at, observed, body.price));
             let distance = market.distance_bps(body.price, observed);
             furthest = furthest.max(distance);
             if distance > truth_bound_bps && !liars_are_a_quorum {
@@ -165,6 +205,7 @@ pub fn check(
         }
     }
 
+    let longest_stale_ms = longest_stale_ms(&mut stored_prices, market, config.deviation_bps, end);
     let calm = scenario.calm_from_ms;
     let bound = config.liveness_bound_ms();
     let mut slowest_after_calm: Option<(PriceId, u64)> = None;
@@ -290,6 +331,8 @@ pub fn check(
         longest_store_after_calm_ms: slowest_after_calm.map_or(0, |(_, t)| t),
         liveness_bound_ms: bound,
         furthest_from_truth_bps: furthest,
+        longest_stale_ms,
+        deviation_bps: config.deviation_bps,
         truth_bound_bps,
         trace_hash: format!("{:016x}", world.observer.trace_hash()),
         steps: world.observer.steps,
@@ -340,7 +383,8 @@ impl Report {
              calm from {calm:.0} s\n\
              byzantine   {attacks}\n\
              liveness    longest store after calm {longest} ms (bound {bound} ms)\n\
-             truth       furthest stored price {far} bps off (bound {tb} bps)\n\
+             truth       furthest stored price {far} bps off (bound {tb} bps); the newest \
+             stored price off by more than {dev} bps for at most {stale} ms in a row\n\
              invalid     {invalid}\n\
              trace       {hash} over {steps} steps",
             seed = self.seed,
@@ -393,6 +437,8 @@ impl Report {
             longest = self.longest_store_after_calm_ms,
             bound = self.liveness_bound_ms,
             far = self.furthest_from_truth_bps,
+            dev = self.deviation_bps,
+            stale = self.longest_stale_ms,
             tb = self.truth_bound_bps,
             invalid = if invalid.is_empty() {
                 "none".to_owned()

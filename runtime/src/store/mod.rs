@@ -33,8 +33,8 @@ enum Backend {
 /// How long a call may take unless [`Store::with_timeout`] says otherwise: the node's default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(Config::DEFAULT_DATABASE_TIMEOUT_MS);
 
-/// Which rows to read: observed in `[since_ms, before_ms)`, of `feed` if given, at most `limit`,
-/// newest first (or oldest first).
+/// Which rows to read: observed (or, `by_storage`, stored) in `[since_ms, before_ms)`, of `feed`
+/// if given, at most `limit`, newest first (or oldest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     pub feed: Option<String>,
@@ -42,6 +42,8 @@ pub struct Query {
     pub before_ms: u64,
     pub limit: u64,
     pub newest_first: bool,
+    /// The moments and the order are the rows' storage times, not their observation times.
+    pub by_storage: bool,
 }
 
 impl Default for Query {
@@ -52,20 +54,31 @@ impl Default for Query {
             before_ms: i64::MAX as u64,
             limit: i64::MAX as u64,
             newest_first: false,
+            by_storage: false,
         }
     }
 }
 
 impl Query {
     /// The SQL after `FROM prices`, with `$1`..`$4` (feed or NULL, since, before, limit).
-    fn sql(&self, placeholder: fn(usize) -> String) -> String {
+    /// `stored_at` is the backend's storage time column and how a unix-ms placeholder compares
+    /// with it.
+    fn sql(
+        &self,
+        placeholder: fn(usize) -> String,
+        stored_at: (&str, fn(String) -> String),
+    ) -> String {
         let order = if self.newest_first { "DESC" } else { "ASC" };
+        let (column, moment): (&str, fn(String) -> String) = match self.by_storage {
+            true => stored_at,
+            false => ("observed_at_ms", |p| p),
+        };
         format!(
-            " WHERE ({p1} IS NULL OR feed = {p1}) AND observed_at_ms >= {p2} AND observed_at_ms < {p3}
-              ORDER BY observed_at_ms {order}, id {order} LIMIT {p4}",
+            " WHERE ({p1} IS NULL OR feed = {p1}) AND {column} >= {p2} AND {column} < {p3}
+              ORDER BY {column} {order}, id {order} LIMIT {p4}",
             p1 = placeholder(1),
-            p2 = placeholder(2),
-            p3 = placeholder(3),
+            p2 = moment(placeholder(2)),
+            p3 = moment(placeholder(3)),
             p4 = placeholder(4),
         )
     }

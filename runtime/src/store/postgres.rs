@@ -180,7 +180,9 @@ impl Postgres {
             1 => "$1::text".to_owned(),
             _ => format!("${n}::int8"),
         };
-        let sql = format!("{SELECT_RECORD}{}", query.sql(placeholder));
+        let stored_at: (&str, fn(String) -> String) =
+            ("inserted_at", |p| format!("to_timestamp({p} / 1000.0)"));
+        let sql = format!("{SELECT_RECORD}{}", query.sql(placeholder, stored_at));
         let (since, before, limit) = (
             query.since_ms as i64,
             query.before_ms as i64,

@@ -139,7 +139,10 @@ impl Sqlite {
     }
 
     pub async fn records(&self, query: &Query) -> Result<Vec<Record>, StoreError> {
-        let sql = format!("{SELECT_RECORD}{}", query.sql(|n| format!("?{n}")));
+        let sql = format!(
+            "{SELECT_RECORD}{}",
+            query.sql(|n| format!("?{n}"), ("inserted_at_ms", |p| p))
+        );
         let feed = query.feed.clone();
         let (since, before, limit) = (
             query.since_ms as i64,

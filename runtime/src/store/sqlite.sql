@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS prices (
 ) STRICT;
 
 CREATE INDEX IF NOT EXISTS prices_feed_observed ON prices (feed, observed_at_ms DESC);
+CREATE INDEX IF NOT EXISTS prices_inserted ON prices (inserted_at_ms);
 
 -- The checks init.sql makes that SQLite cannot write as CHECK constraints (they need json_each), and
 -- exact address shapes: 0x and 40 lowercase hex digits. As a trigger, databases made before it get
