@@ -26,6 +26,14 @@ pub const PUBLISH_THRESHOLD: f64 = -50.0;
 /// Below this score everything the peer sends is ignored.
 pub const GRAYLIST_THRESHOLD: f64 = -80.0;
 
+/// How long a node's gossip layer remembers a message id (gossipsub's `duplicate_cache_time`):
+/// within it, the same bytes are neither forwarded nor published again. A retransmission is the
+/// same bytes, so the cache must forget them first: half the retransmission period, and never
+/// more than gossipsub's default of 60 s.
+pub fn duplicate_cache_ms(config: &crate::Config) -> u64 {
+    (config.retransmit_after_ms / 2).min(60_000)
+}
+
 /// One peer's invalid-message counter as another node keeps it, decayed lazily.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Penalty {

@@ -64,7 +64,15 @@ pub async fn run(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), DriverError> {
     let topic = network::topic(&settings.config.network_id());
-    let swarm = network::start(&settings.key, &topic, &settings.listen, &settings.bootstrap)?;
+    let duplicate_cache =
+        Duration::from_millis(protocol::gossip::duplicate_cache_ms(&settings.config));
+    let swarm = network::start(
+        &settings.key,
+        &topic,
+        duplicate_cache,
+        &settings.listen,
+        &settings.bootstrap,
+    )?;
     let mut seed = [0u8; 8];
     // Without OS randomness every start draws the same id sequence: harmless, since ids also
     // carry the observation time.

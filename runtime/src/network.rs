@@ -75,10 +75,12 @@ pub fn acceptance(verdict: Verdict) -> MessageAcceptance {
     }
 }
 
-/// A swarm listening on `listen`, subscribed to `topic`, dialling `bootstrap`.
+/// A swarm listening on `listen`, subscribed to `topic`, dialling `bootstrap`, remembering message
+/// ids for `duplicate_cache` (`protocol::gossip::duplicate_cache_ms`).
 pub fn start(
     key: &Keypair,
     topic: &IdentTopic,
+    duplicate_cache: Duration,
     listen: &[Multiaddr],
     bootstrap: &[Multiaddr],
 ) -> Result<Swarm<Behaviour>, NetworkError> {
@@ -94,7 +96,7 @@ pub fn start(
         // Bootstrap addresses may name hosts (/dns4/node1/tcp/4001).
         .with_dns()
         .map_err(|e| transport(&e))?
-        .with_behaviour(|key| behaviour(key, topic))
+        .with_behaviour(|key| behaviour(key, topic, duplicate_cache))
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
@@ -118,6 +120,7 @@ pub fn start(
 fn behaviour(
     key: &identity::Keypair,
     topic: &IdentTopic,
+    duplicate_cache: Duration,
 ) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
@@ -126,6 +129,9 @@ fn behaviour(
         .max_transmit_size(MAX_FRAME_LEN)
         .prune_backoff(Duration::from_millis(gossip_rules::PRUNE_BACKOFF_MS))
         .heartbeat_interval(Duration::from_secs(1))
+        // A retransmission is the same bytes: the cache must have forgotten them by then, or
+        // gossipsub refuses to publish it.
+        .duplicate_cache_time(duplicate_cache)
         .build()?;
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;
     gossipsub.subscribe(topic)?;

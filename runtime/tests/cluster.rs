@@ -250,8 +250,14 @@ async fn spam(entry: &libp2p::Multiaddr, config: &Config) -> tokio::task::JoinHa
     let outsider = protocol::testing::key(0x99);
     let topic = runtime::network::topic(&config.network_id());
     let listen = loopback(free_port());
-    let mut swarm =
-        runtime::network::start(&outsider, &topic, &[listen], std::slice::from_ref(entry)).unwrap();
+    let mut swarm = runtime::network::start(
+        &outsider,
+        &topic,
+        Duration::from_secs(60),
+        &[listen],
+        std::slice::from_ref(entry),
+    )
+    .unwrap();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut n: u32 = 0;

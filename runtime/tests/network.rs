@@ -14,8 +14,10 @@ async fn one_peer_gets_at_most_its_share_of_connections() {
     let keys = keys();
     let topic = network::topic(&fast_config("limits", &keys).network_id());
     let address = loopback(free_port());
-    let mut node = network::start(&keys[0], &topic, std::slice::from_ref(&address), &[]).unwrap();
-    let mut peer = network::start(&keys[1], &topic, &[loopback(free_port())], &[]).unwrap();
+    let cache = std::time::Duration::from_secs(60);
+    let mut node =
+        network::start(&keys[0], &topic, cache, std::slice::from_ref(&address), &[]).unwrap();
+    let mut peer = network::start(&keys[1], &topic, cache, &[loopback(free_port())], &[]).unwrap();
     let node_id = *node.local_peer_id();
     // Let the node listen before the peer dials it.
     tokio::time::timeout(Duration::from_secs(5), async {

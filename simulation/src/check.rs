@@ -81,6 +81,8 @@ pub struct Report {
     pub duplicated: u64,
     pub cut_by_partition: u64,
     pub links_pruned_for_misbehaviour: u64,
+    /// Publications refused by the publisher's own duplicate cache, as gossipsub refuses them.
+    pub refused_duplicates: u64,
     pub partitions: usize,
     pub crashes: usize,
     pub database_outages: usize,
@@ -314,6 +316,7 @@ pub fn check(
         duplicated: fabric.traffic.duplicated,
         cut_by_partition: fabric.traffic.cut_by_partition,
         links_pruned_for_misbehaviour: fabric.traffic.pruned_links,
+        refused_duplicates: fabric.traffic.refused_duplicates,
         partitions: count(|f| matches!(f, Fault::Partition { .. })),
         crashes: count(|f| matches!(f, Fault::Crash { .. } | Fault::CrashNextWriter { .. })),
         database_outages: count(|f| matches!(f, Fault::DatabaseDown { .. })),
@@ -377,7 +380,8 @@ impl Report {
              traffic     {messages} messages, {bytes} bytes: {mpp:.0} messages and {bpp:.0} bytes \
              per stored price, {mppn:.2} per node; busiest node sent {busiest}\n\
              network     {lost} lost, {dup} duplicated, {cut} cut by partitions, {pruned} links \
-             pruned, {honest} penalties between honest nodes\n\
+             pruned, {refused} publications refused as duplicates, {honest} penalties between \
+             honest nodes\n\
              faults      {partitions} partitions, {crashes} crashes, {outages} database outages, \
              {hangs} database hangs, {steps_} clock steps, {byz} Byzantine members ({liars} liars), \
              calm from {calm:.0} s\n\
@@ -415,6 +419,7 @@ impl Report {
             dup = self.duplicated,
             cut = self.cut_by_partition,
             pruned = self.links_pruned_for_misbehaviour,
+            refused = self.refused_duplicates,
             partitions = self.partitions,
             crashes = self.crashes,
             outages = self.database_outages,

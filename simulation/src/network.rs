@@ -14,10 +14,6 @@ use protocol::gossip::{GRAYLIST_THRESHOLD, PRUNE_BACKOFF_MS, PUBLISH_THRESHOLD, 
 use crate::dice::Dice;
 use crate::scenario::Network as Settings;
 
-/// How long a node's duplicate cache remembers a message id: at most gossipsub's 60 s (two
-/// generations of 30 s each, so between 30 and 60 s).
-const SEEN_FOR_MS: u64 = 60_000;
-
 /// One message on the wire, its id the hash of its bytes.
 #[derive(Debug)]
 pub struct Packet {
@@ -44,7 +40,8 @@ pub struct Arrival {
 
 #[derive(Default)]
 struct Peer {
-    /// Two generations of seen ids, rotated every half `SEEN_FOR_MS`.
+    /// Two generations of seen ids, rotated every half `seen_for_ms`: an id is remembered for
+    /// between half and all of it.
     seen: [HashSet<u64>; 2],
     seen_rotated_at: u64,
     /// Arrivals by due time (min-heap via Reverse).
@@ -88,6 +85,8 @@ pub struct Traffic {
     pub duplicated: u64,
     pub cut_by_partition: u64,
     pub pruned_links: u64,
+    /// Publications the publisher's own duplicate cache refused (the same bytes, too soon).
+    pub refused_duplicates: u64,
 }
 
 pub struct Fabric {
@@ -191,9 +190,15 @@ impl Fabric {
         self.one_way && self.side[from] == 0
     }
 
-    /// A node publishes its own message: to every mesh peer.
+    /// A node publishes its own message: to every mesh peer, unless its duplicate cache still
+    /// holds the same bytes (gossipsub refuses to publish those).
     pub fn publish(&mut self, now: u64, from: usize, bytes: Vec<u8>) {
         let packet = Packet::new(bytes);
+        self.rotate_seen(now, from);
+        if self.has_seen(from, packet.id) {
+            self.traffic.refused_duplicates += 1;
+            return;
+        }
         self.mark_seen(now, from, packet.id);
         self.send_to_mesh(now, from, None, &packet);
     }
@@ -359,14 +364,19 @@ impl Fabric {
         seen[0].contains(&id) || seen[1].contains(&id)
     }
 
-    fn mark_seen(&mut self, now: u64, node: usize, id: u64) {
+    fn rotate_seen(&mut self, now: u64, node: usize) {
+        let half = self.settings.seen_for_ms / 2;
         let peer = &mut self.peers[node];
-        if now >= peer.seen_rotated_at + SEEN_FOR_MS / 2 {
+        if now >= peer.seen_rotated_at + half {
             peer.seen.swap(0, 1);
             peer.seen[0].clear();
             peer.seen_rotated_at = now;
         }
-        peer.seen[0].insert(id);
+    }
+
+    fn mark_seen(&mut self, now: u64, node: usize, id: u64) {
+        self.rotate_seen(now, node);
+        self.peers[node].seen[0].insert(id);
     }
 }
 

@@ -159,6 +159,8 @@ pub struct Network {
     pub duplication: f64,
     /// Mesh degree, as gossipsub's D.
     pub degree: usize,
+    /// `protocol::gossip::duplicate_cache_ms` of the run's config.
+    pub seen_for_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +260,7 @@ impl Scenario {
                 loss: dice.unit() * 0.30,
                 duplication: dice.unit() * 0.50,
                 degree: 6,
+                seen_for_ms: protocol::gossip::duplicate_cache_ms(&config),
             }
         } else {
             Network {
@@ -265,6 +268,7 @@ impl Scenario {
                 loss: 0.0,
                 duplication: 0.0,
                 degree: 6,
+                seen_for_ms: protocol::gossip::duplicate_cache_ms(&config),
             }
         };
         let database = Database {
