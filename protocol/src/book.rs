@@ -5,11 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::Config;
 use crate::crypto::{Address, Signature};
 use crate::price::{PriceBody, PriceId};
-use crate::timers::{Timer, Timers};
-use crate::wire::MAX_SIGNATURES;
 
 /// What a node holds about one price id.
 #[derive(Debug, Clone)]
@@ -172,7 +169,14 @@ impl Book {
     /// The invariants, or the first one broken: counts match the prices, bounds hold, a price at
     /// quorum has its quorum, nothing is both held and stored, and every per-price timer and
     /// awaited judgement is for a price held.
-    pub fn check(&self, timers: &Timers, config: &Config) -> Result<(), String> {
+    #[cfg(feature = "arbitrary")]
+    pub fn check(
+        &self,
+        timers: &crate::timers::Timers,
+        config: &crate::Config,
+    ) -> Result<(), String> {
+        use crate::timers::Timer;
+        use crate::wire::MAX_SIGNATURES;
         let mut collecting = BTreeMap::<Address, usize>::new();
         for (id, entry) in &self.prices {
             if entry.body.id != *id {

@@ -201,6 +201,7 @@ impl Node {
     }
 
     /// The bookkeeping's invariants ([`Book::check`]), or the first one broken.
+    #[cfg(feature = "arbitrary")]
     pub(crate) fn check_book(&self) -> Result<(), String> {
         self.book.check(&self.timers, &self.config)
     }

@@ -62,6 +62,7 @@ impl Timers {
     }
 
     /// Every timer set, in no particular order.
+    #[cfg(feature = "arbitrary")]
     pub fn pending(&self) -> impl Iterator<Item = Timer> + '_ {
         self.deadline.keys().copied()
     }

@@ -99,12 +99,41 @@ pub struct Report {
     pub longest_store_after_calm_ms: u64,
     pub liveness_bound_ms: u64,
     pub furthest_from_truth_bps: u64,
+    /// The furthest the read API's aggregate (`protocol::aggregate`, over three price intervals)
+    /// was from the truth at its median's observation, sampled every 10 s.
+    pub furthest_aggregate_from_truth_bps: u64,
     /// Longest the newest stored price stayed further from the truth than `deviation_bps`.
     pub longest_stale_ms: u64,
     pub deviation_bps: u32,
     pub truth_bound_bps: u64,
     pub trace_hash: String,
     pub steps: u64,
+}
+
+/// The furthest `protocol::aggregate` over the prices stored within three price intervals (the
+/// read API's default window) was from the truth, sampled every 10 s: what a consumer of
+/// `/prices/aggregate` would have read, against the single stored prices above.
+fn furthest_aggregate_bps(
+    samples: &mut [(u64, protocol::Sample)],
+    market: &Market,
+    config: &protocol::Config,
+    end: u64,
+) -> u64 {
+    samples.sort_unstable_by_key(|(at, _)| *at);
+    let window = 3 * config.price_interval_ms;
+    let mut furthest = 0;
+    for t in (0..=end).step_by(10_000) {
+        let within = samples
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .filter(|(_, s)| s.observed_at_ms + window >= t)
+            .map(|(_, s)| *s);
+        if let Some(aggregate) = protocol::aggregate(within) {
+            let median = aggregate.median;
+            furthest = furthest.max(market.distance_bps(median.price, median.observed_at_ms));
+        }
+    }
+    furthest
 }
 
 /// The longest stretch, sampled each second from the first storage on, during which the newest
@@ -172,6 +201,8 @@ pub fn check(
     let mut to_storage = Vec::new();
     // (stored at, observed at, price), both in simulated ms, for the staleness below.
     let mut stored_prices = Vec::new();
+    // Every stored row as the read API's aggregate sees it: (stored at, sample).
+    let mut samples = Vec::new();
     for (id, rows) in &world.database.rows {
         if rows.len() > 1 {
             violate(
@@ -192,6 +223,15 @@ pub fn check(
             let body = price.message.body;
             let observed = body.observed_at_ms.saturating_sub(EPOCH_MS);
             stored_prices.push((row.inserted_at, observed, body.price));
+            samples.push((
+                row.inserted_at,
+                protocol::Sample {
+                    id: body.id,
+                    origin: row.price.origin,
+                    price: body.price,
+                    observed_at_ms: observed,
+                },
+            ));
             let distance = market.distance_bps(body.price, observed);
             furthest = furthest.max(distance);
             if distance > truth_bound_bps && !liars_are_a_quorum {
@@ -208,6 +248,7 @@ pub fn check(
     }
 
     let longest_stale_ms = longest_stale_ms(&mut stored_prices, market, config.deviation_bps, end);
+    let furthest_aggregate = furthest_aggregate_bps(&mut samples, market, config, end);
     let calm = scenario.calm_from_ms;
     let bound = config.liveness_bound_ms();
     let mut slowest_after_calm: Option<(PriceId, u64)> = None;
@@ -335,6 +376,7 @@ pub fn check(
         liveness_bound_ms: bound,
         furthest_from_truth_bps: furthest,
         longest_stale_ms,
+        furthest_aggregate_from_truth_bps: furthest_aggregate,
         deviation_bps: config.deviation_bps,
         truth_bound_bps,
         trace_hash: format!("{:016x}", world.observer.trace_hash()),
@@ -387,7 +429,8 @@ impl Report {
              calm from {calm:.0} s\n\
              byzantine   {attacks}\n\
              liveness    longest store after calm {longest} ms (bound {bound} ms)\n\
-             truth       furthest stored price {far} bps off (bound {tb} bps); the newest \
+             truth       furthest stored price {far} bps off (bound {tb} bps), aggregate {agg} bps; \
+             the newest \
              stored price off by more than {dev} bps for at most {stale} ms in a row\n\
              invalid     {invalid}\n\
              trace       {hash} over {steps} steps",
@@ -443,6 +486,7 @@ impl Report {
             bound = self.liveness_bound_ms,
             far = self.furthest_from_truth_bps,
             dev = self.deviation_bps,
+            agg = self.furthest_aggregate_from_truth_bps,
             stale = self.longest_stale_ms,
             tb = self.truth_bound_bps,
             invalid = if invalid.is_empty() {
