@@ -117,30 +117,7 @@ fn keygen_prints_the_address_and_never_replaces_a_key() {
 #[test]
 fn sigterm_stops_a_node_as_ctrl_c_does() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let dir = std::env::temp_dir().join(format!("sigterm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let runtime = env!("CARGO_BIN_EXE_runtime");
-    let keygen = Command::new(runtime)
-        .args(["keygen", "--name", "solo", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let address = String::from_utf8(keygen.stdout).unwrap();
-    let signers = dir.join("signers.txt");
-    let others =
-        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
-    std::fs::write(&signers, format!("{address}{others}")).unwrap();
-    let mut node = Command::new(runtime)
-        .args(["node", "--name", "solo", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .args(["--http", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .arg("--signers")
-        .arg(&signers)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut node, dir) = solo_node("sigterm", &["--http=127.0.0.1:0"]);
     let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
     let mut log = Vec::new();
     for line in lines.by_ref() {
@@ -151,11 +128,8 @@ fn sigterm_stops_a_node_as_ctrl_c_does() {
             break;
         }
     }
-    let status = Command::new("kill")
-        .args(["-TERM", &node.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let pid = nix::unistd::Pid::from_raw(node.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     log.extend(lines.map_while(Result::ok));
     let exit = node.wait().unwrap();
     let log = log.join("\n");
@@ -166,6 +140,7 @@ fn sigterm_stops_a_node_as_ctrl_c_does() {
         !log.contains('\u{1b}'),
         "colour codes in a log that is not a terminal: {log}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -207,41 +182,9 @@ fn node_flags_default_to_the_protocol_s_production_settings() {
 #[test]
 fn a_node_started_before_its_database_waits_for_it() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let dir = std::env::temp_dir().join(format!("waits-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let runtime = env!("CARGO_BIN_EXE_runtime");
-    let keygen = Command::new(runtime)
-        .args(["keygen", "--name", "early", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let signers = dir.join("signers.txt");
-    let others =
-        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
-    let address = String::from_utf8(keygen.stdout).unwrap();
-    std::fs::write(&signers, format!("{address}{others}")).unwrap();
     let port = common::free_port();
-    let mut node = Command::new(runtime)
-        .args([
-            "node",
-            "--name",
-            "early",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ])
-        .args(["--http", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .arg("--signers")
-        .arg(&signers)
-        .arg(format!(
-            "--database-url=postgres://postgres@127.0.0.1:{port}/test"
-        ))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    kill_after(&node, Duration::from_secs(60));
+    let database = format!("--database-url=postgres://postgres@127.0.0.1:{port}/test");
+    let (mut node, dir) = solo_node("waits", &["--http=127.0.0.1:0", &database]);
     let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
     let mut log = Vec::new();
     let mut wait_for = |text: &str| {
@@ -274,45 +217,18 @@ fn a_node_started_before_its_database_waits_for_it() {
 #[test]
 fn unreachable_price_sources_are_named_at_start_and_make_health_red() {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let dir = std::env::temp_dir().join(format!("offline-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let runtime = env!("CARGO_BIN_EXE_runtime");
-    let keygen = Command::new(runtime)
-        .args(["keygen", "--name", "offline", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let signers = dir.join("signers.txt");
-    let others =
-        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
-    let address = String::from_utf8(keygen.stdout).unwrap();
-    std::fs::write(&signers, format!("{address}{others}")).unwrap();
     let (http, refusing) = (common::free_port(), common::free_port());
     let nowhere = format!("http://127.0.0.1:{refusing}");
-    let mut node = Command::new(runtime)
-        .args([
-            "node",
-            "--name",
-            "offline",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ])
-        .arg(format!("--http=127.0.0.1:{http}"))
-        .args(["--min-peers=0", "--source-timeout=1s", "--data-dir"])
-        .arg(&dir)
-        .arg("--signers")
-        .arg(&signers)
-        .args([
-            format!("--coinbase-url={nowhere}"),
-            format!("--coingecko-url={nowhere}"),
-            format!("--kraken-url={nowhere}"),
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    kill_after(&node, Duration::from_secs(60));
+    let flags = [
+        format!("--http=127.0.0.1:{http}"),
+        "--min-peers=0".to_owned(),
+        "--source-timeout=1s".to_owned(),
+        format!("--coinbase-url={nowhere}"),
+        format!("--coingecko-url={nowhere}"),
+        format!("--kraken-url={nowhere}"),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (mut node, dir) = solo_node("offline", &flags);
     let mut log = Vec::new();
     for line in BufReader::new(node.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
@@ -351,8 +267,46 @@ fn unreachable_price_sources_are_named_at_start_and_make_health_red() {
     assert_eq!(health.1["sources_answered"], 0, "{}", health.1);
 }
 
-/// A test waiting for a log line that never comes fails instead of hanging: the node is killed,
-/// its output ends, and the test says what it waited for.
+/// A node process with a key of its own, two other signers, loopback gossip and `flags`, logging
+/// at info to a pipe; killed after 60 s at the latest, so that a test waiting for a log line that
+/// never comes fails (its output ends) instead of hanging. Its data folder is returned too.
+fn solo_node(test: &str, flags: &[&str]) -> (std::process::Child, std::path::PathBuf) {
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runtime = env!("CARGO_BIN_EXE_runtime");
+    let keygen = Command::new(runtime)
+        .args(["keygen", "--name", "solo", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let address = String::from_utf8(keygen.stdout).unwrap();
+    let signers = dir.join("signers.txt");
+    let others =
+        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
+    std::fs::write(&signers, format!("{address}{others}")).unwrap();
+    let node = Command::new(runtime)
+        .args([
+            "node",
+            "--name",
+            "solo",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .arg("--signers")
+        .arg(&signers)
+        .args(flags)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_after(&node, Duration::from_secs(60));
+    (node, dir)
+}
+
+/// Kills the node after `after`: its output then ends.
 fn kill_after(node: &std::process::Child, after: Duration) {
     let pid = nix::unistd::Pid::from_raw(node.id() as i32);
     std::thread::spawn(move || {
