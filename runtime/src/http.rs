@@ -22,6 +22,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+use crate::driver::now_ms;
 use crate::store::{Query, Record, Store};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -431,19 +432,10 @@ async fn latest_price(
     State(shared): State<Shared>,
     Params(params): Params<std::collections::HashMap<String, String>>,
 ) -> Reply {
-    let feed = params
-        .get("feed")
-        .cloned()
-        .unwrap_or_else(|| "ETH/USD".to_owned());
-    let max_age = match params.get("max_age").map(|t| humantime::parse_duration(t)) {
-        None => shared.latest_max_age,
-        Some(Ok(max_age)) => max_age,
-        Some(Err(e)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("max_age: {e}; give a duration like 90s, 30m or 2h"),
-            );
-        }
+    let feed = feed(&params);
+    let max_age = match duration(&params, "max_age", shared.latest_max_age) {
+        Ok(max_age) => max_age,
+        Err(reply) => return reply,
     };
     let query = Query {
         feed: Some(feed.clone()),
@@ -461,10 +453,7 @@ async fn latest_price(
         }
         Err(reply) => return reply,
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let age = std::time::Duration::from_millis(now_ms.saturating_sub(newest.observed_at_ms));
+    let age = std::time::Duration::from_millis(now_ms().saturating_sub(newest.observed_at_ms));
     if age > max_age {
         let whole = |d: std::time::Duration| {
             humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
@@ -499,7 +488,7 @@ const STREAM_LOOKBACK_MS: u64 = 5_000;
 /// new price to every `/prices/stream` subscriber. Polling serves PostgreSQL shared with other
 /// writers and the embedded database alike; the rows are the same whoever wrote them.
 async fn poll_stored(store: Arc<Store>, stored: tokio::sync::broadcast::Sender<Arc<PriceJson>>) {
-    let mut newest_ms = unix_ms();
+    let mut newest_ms = now_ms();
     // Ids already sent, with their storage times, kept for the lookback.
     let mut sent: std::collections::HashMap<String, u64> = Default::default();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -507,7 +496,7 @@ async fn poll_stored(store: Arc<Store>, stored: tokio::sync::broadcast::Sender<A
     loop {
         tick.tick().await;
         if stored.receiver_count() == 0 {
-            newest_ms = unix_ms();
+            newest_ms = now_ms();
             sent.clear();
             continue;
         }
@@ -515,7 +504,7 @@ async fn poll_stored(store: Arc<Store>, stored: tokio::sync::broadcast::Sender<A
         let query = Query {
             since_ms,
             // A bound the database's timestamps can hold (a day ahead covers any clock skew).
-            before_ms: unix_ms() + 86_400_000,
+            before_ms: now_ms() + 86_400_000,
             limit: MAX_PAGE,
             by_storage: true,
             ..Query::default()
@@ -546,10 +535,29 @@ async fn poll_stored(store: Arc<Store>, stored: tokio::sync::broadcast::Sender<A
     }
 }
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// The `feed` parameter; ETH/USD without one.
+fn feed(params: &std::collections::HashMap<String, String>) -> String {
+    params
+        .get("feed")
+        .cloned()
+        .unwrap_or_else(|| "ETH/USD".to_owned())
+}
+
+/// The duration parameter `name` (`default` without one), or the error reply that says how to
+/// write one.
+fn duration(
+    params: &std::collections::HashMap<String, String>,
+    name: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, Reply> {
+    match params.get(name).map(|t| humantime::parse_duration(t)) {
+        None => Ok(default),
+        Some(Ok(duration)) => Ok(duration),
+        Some(Err(e)) => Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("{name}: {e}; give a duration like 90s, 30m or 2h"),
+        )),
+    }
 }
 
 /// `/prices/stream?feed=ETH/USD`: each newly stored price, from whichever node wrote it, as a
@@ -591,26 +599,14 @@ async fn aggregate_price(
     State(shared): State<Shared>,
     Params(params): Params<std::collections::HashMap<String, String>>,
 ) -> Reply {
-    let feed = params
-        .get("feed")
-        .cloned()
-        .unwrap_or_else(|| "ETH/USD".to_owned());
-    let window = match params.get("window").map(|t| humantime::parse_duration(t)) {
-        None => shared.latest_max_age,
-        Some(Ok(window)) => window,
-        Some(Err(e)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("window: {e}; give a duration like 10m or 1h"),
-            );
-        }
+    let feed = feed(&params);
+    let window = match duration(&params, "window", shared.latest_max_age) {
+        Ok(window) => window,
+        Err(reply) => return reply,
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
     let query = Query {
         feed: Some(feed.clone()),
-        since_ms: now_ms.saturating_sub(window.as_millis() as u64),
+        since_ms: now_ms().saturating_sub(window.as_millis() as u64),
         limit: MAX_PAGE,
         newest_first: true,
         ..Query::default()

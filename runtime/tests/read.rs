@@ -55,32 +55,17 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
     for price in &prices {
         store.insert(price, 3).await.unwrap();
     }
-    let address = serve(
-        ([127, 0, 0, 1], 0).into(),
-        Metrics::default(),
-        store,
-        std::time::Duration::from_secs(1_800),
-    )
-    .await
-    .unwrap();
-    let get = |path: String| async move {
-        let response = reqwest::get(format!("http://{address}{path}"))
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap();
-        (status, serde_json::from_str::<Value>(&body).unwrap())
-    };
+    let address = served(store).await;
 
     // The prices were observed months ago: stale for the server's default and a client's max_age.
     for path in ["/prices/latest?feed=ETH/USD", "/prices/latest?max_age=2h"] {
-        let (status, stale) = get(path.into()).await;
+        let (status, stale) = fetch(address, path).await;
         assert_eq!(status, 503, "{path}: {stale}");
         let message = stale["error"].as_str().unwrap();
         assert!(message.contains("ago, longer than max_age"), "{message}");
         assert!(stale["age_ms"].as_u64().unwrap() > 7_200_000, "{stale}");
     }
-    let (status, latest) = get("/prices/latest?feed=ETH/USD&max_age=3650days".into()).await;
+    let (status, latest) = fetch(address, "/prices/latest?feed=ETH/USD&max_age=3650days").await;
     assert_eq!(status, 200, "{latest}");
     let newest = prices[2].message.body.id.to_string();
     assert_eq!(latest["id"], newest.as_str());
@@ -91,12 +76,12 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
     );
     check_independently(&latest);
 
-    let (status, one) = get(format!("/prices/{}", prices[0].message.body.id)).await;
+    let (status, one) = fetch(address, &format!("/prices/{}", prices[0].message.body.id)).await;
     assert_eq!(status, 200, "{one}");
     assert_eq!(one["price_units"], "301245170000");
     check_independently(&one);
 
-    let (status, page) = get(format!("/prices?since={}&limit=2", T0)).await;
+    let (status, page) = fetch(address, &format!("/prices?since={}&limit=2", T0)).await;
     assert_eq!(status, 200, "{page}");
     let ids: Vec<&str> = page
         .as_array()
@@ -109,7 +94,7 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
         [newest.as_str(), &prices[1].message.body.id.to_string()],
         "newest first"
     );
-    let (_, next) = get(format!("/prices?before={}&limit=2", T0 + 60_000)).await;
+    let (_, next) = fetch(address, &format!("/prices?before={}&limit=2", T0 + 60_000)).await;
     assert_eq!(next.as_array().unwrap().len(), 1, "the page before");
 
     for (path, status) in [
@@ -121,7 +106,7 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
         ("/prices/latest?feed=BTC/USD".to_owned(), 404),
         ("/prices/latest?max_age=soon".to_owned(), 400),
     ] {
-        let (got, body) = get(path.clone()).await;
+        let (got, body) = fetch(address, &path).await;
         assert_eq!(got, status, "{path}: {body}");
         assert!(
             body["error"].as_str().is_some_and(|e| !e.is_empty()),
@@ -134,14 +119,7 @@ async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
 #[tokio::test]
 async fn the_alerts_and_the_dashboard_name_only_metrics_a_node_serves() {
     let store = Arc::new(common::fresh_sqlite("metric-names").await);
-    let address = serve(
-        ([127, 0, 0, 1], 0).into(),
-        Metrics::default(),
-        store,
-        std::time::Duration::from_secs(60),
-    )
-    .await
-    .unwrap();
+    let address = served(store).await;
     let text = reqwest::get(format!("http://{address}/metrics"))
         .await
         .unwrap()
@@ -212,25 +190,9 @@ async fn the_aggregate_is_the_median_of_each_origin_s_newest_price() {
         };
         store.insert(&row, 3).await.unwrap();
     }
-    let address = serve(
-        ([127, 0, 0, 1], 0).into(),
-        Metrics::default(),
-        store,
-        std::time::Duration::from_secs(1_800),
-    )
-    .await
-    .unwrap();
-    let get = |path: &str| {
-        let url = format!("http://{address}{path}");
-        async move {
-            let response = reqwest::get(url).await.unwrap();
-            let status = response.status().as_u16();
-            let body = response.text().await.unwrap();
-            (status, serde_json::from_str::<Value>(&body).unwrap())
-        }
-    };
+    let address = served(store).await;
 
-    let (status, one_hour) = get("/prices/aggregate?window=2h").await;
+    let (status, one_hour) = fetch(address, "/prices/aggregate?window=2h").await;
     assert_eq!(status, 200, "{one_hour}");
     assert_eq!(one_hour["origins"], 4, "origin 3 counts once: {one_hour}");
     assert_eq!(one_hour["median"], "3000.01000000", "{one_hour}");
@@ -241,19 +203,19 @@ async fn the_aggregate_is_the_median_of_each_origin_s_newest_price() {
     );
     assert_eq!(one_hour["prices"].as_array().unwrap().len(), 4);
     let median_id = one_hour["median_id"].as_str().unwrap();
-    let (status, median) = get(&format!("/prices/{median_id}")).await;
+    let (status, median) = fetch(address, &format!("/prices/{median_id}")).await;
     assert_eq!(
         status, 200,
         "the median is a stored, signed price: {median}"
     );
 
-    let (status, short) = get("/prices/aggregate?window=45s").await;
+    let (status, short) = fetch(address, "/prices/aggregate?window=45s").await;
     assert_eq!(
         (status, short["origins"].clone()),
         (200, 2.into()),
         "{short}"
     );
-    let (status, empty) = get("/prices/aggregate?window=1s").await;
+    let (status, empty) = fetch(address, "/prices/aggregate?window=1s").await;
     assert_eq!(status, 503, "{empty}");
     assert!(
         empty["error"]
@@ -262,7 +224,7 @@ async fn the_aggregate_is_the_median_of_each_origin_s_newest_price() {
             .contains("no ETH/USD price"),
         "{empty}"
     );
-    let (status, _) = get("/prices/aggregate?window=often").await;
+    let (status, _) = fetch(address, "/prices/aggregate?window=often").await;
     assert_eq!(status, 400);
 }
 
@@ -272,14 +234,7 @@ async fn the_aggregate_is_the_median_of_each_origin_s_newest_price() {
 async fn the_stream_pushes_each_newly_stored_price() {
     let keys = keys();
     let store = Arc::new(fresh_postgres("stream").await);
-    let address = serve(
-        ([127, 0, 0, 1], 0).into(),
-        Metrics::default(),
-        store.clone(),
-        std::time::Duration::from_secs(1_800),
-    )
-    .await
-    .unwrap();
+    let address = served(store.clone()).await;
     let mut stream = reqwest::get(format!("http://{address}/prices/stream?feed=ETH/USD"))
         .await
         .unwrap();
@@ -312,4 +267,27 @@ async fn the_stream_pushes_each_newly_stored_price() {
     let price: Value = serde_json::from_str(data).unwrap();
     assert_eq!(price["id"], id.as_str());
     check_independently(&price);
+}
+
+/// The read API over `store` on a loopback port; `/prices/latest` refuses prices older than 30 min.
+async fn served(store: Arc<runtime::store::Store>) -> std::net::SocketAddr {
+    let max_age = std::time::Duration::from_secs(1_800);
+    serve(
+        ([127, 0, 0, 1], 0).into(),
+        Metrics::default(),
+        store,
+        max_age,
+    )
+    .await
+    .unwrap()
+}
+
+/// GET `path` from the read API at `address`: the status and the JSON body.
+async fn fetch(address: std::net::SocketAddr, path: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("http://{address}{path}"))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    (status, serde_json::from_str::<Value>(&body).unwrap())
 }

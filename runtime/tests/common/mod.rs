@@ -40,14 +40,21 @@ pub fn database_url() -> String {
 
 /// A connection to the test's PostgreSQL with `schema` dropped, for a test to start afresh in.
 pub async fn without_schema(schema: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL at DATABASE_URL (default: the local server) must be running");
-    tokio::spawn(connection);
+    let client = connect(database_url().parse().unwrap()).await;
     client
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .await
         .unwrap();
+    client
+}
+
+/// A connection to the test's PostgreSQL as `config` says (its database, say).
+pub async fn connect(config: tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL at DATABASE_URL (default: the local server) must be running");
+    tokio::spawn(connection);
     client
 }
 

@@ -168,16 +168,14 @@ fn listen(lab: &Lab, port: u16) -> tokio::net::TcpListener {
 
 /// An empty database of this run's own on the test's PostgreSQL; a client of it.
 async fn fresh_database(name: &str) -> tokio_postgres::Client {
-    let admin = common::without_schema("faults_unused").await;
+    let mut config: tokio_postgres::Config = common::database_url().parse().unwrap();
+    let admin = common::connect(config.clone()).await;
     for statement in [
         format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
         format!("CREATE DATABASE {name}"),
     ] {
         admin.batch_execute(&statement).await.unwrap();
     }
-    let mut config: tokio_postgres::Config = common::database_url().parse().unwrap();
     config.dbname(name);
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client
+    common::connect(config).await
 }
