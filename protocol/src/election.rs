@@ -4,19 +4,22 @@
 //!
 //! Each node reads every row each heartbeat, so the table is scanned n times per interval by n
 //! nodes: the score is a few arithmetic operations per row (one hash per term, then a mix of the
-//! address), and the allowlist is consulted only for rows ranked ahead of the reader.
+//! address), and the allowlist is consulted only for rows ranked ahead of the reader, until more
+//! of them than the places that matter.
 
 use crate::crypto::{Address, keccak256};
 use crate::io::HeartbeatRow;
 
-/// `me`'s place in the term's order of writers among the fresh, eligible rows: 0 writes, 1 is the
-/// first backup, and so on. `None` when `me` has no fresh row.
+/// `me`'s place in the term's order of writers among the fresh, eligible rows (0 writes, 1 is the
+/// first backup, and so on) if it is below `places`. `None` when `me` has no fresh row or a place
+/// at `places` or after.
 pub(crate) fn rank(
     rows: &[HeartbeatRow],
     stale_ms: u64,
     term: u64,
     me: Address,
     eligible: impl Fn(Address) -> bool,
+    places: usize,
 ) -> Option<usize> {
     let fresh = |row: &&HeartbeatRow| row.age_ms <= stale_ms;
     rows.iter().filter(fresh).find(|row| row.node == me)?;
@@ -26,8 +29,9 @@ pub(crate) fn rank(
         .iter()
         .filter(fresh)
         .filter(|row| (score(key, row.node), row.node) > mine && eligible(row.node))
+        .take(places)
         .count();
-    Some(ahead)
+    (ahead < places).then_some(ahead)
 }
 
 /// The first 8 bytes of keccak256 of the term, big-endian.
@@ -68,7 +72,7 @@ mod tests {
     ) -> Option<Address> {
         rows.iter()
             .map(|row| row.node)
-            .find(|&node| eligible(node) && rank(rows, 15_000, term, node, &eligible) == Some(0))
+            .find(|&node| eligible(node) && rank(rows, 15_000, term, node, &eligible, 1) == Some(0))
     }
 
     #[test]
@@ -81,15 +85,21 @@ mod tests {
             let mut with_stale = fresh.clone();
             with_stale.iter_mut().find(|r| r.node == w).unwrap().age_ms = 15_001;
             assert_ne!(writer(&with_stale, term, |_| true), Some(w));
-            assert_eq!(rank(&with_stale, 15_000, term, w, |_| true), None);
+            assert_eq!(rank(&with_stale, 15_000, term, w, |_| true, 4), None);
             assert_ne!(writer(&fresh, term, |a| a != w), Some(w));
             // Every fresh node has its own place in the order.
             let mut ranks: Vec<_> = fresh
                 .iter()
-                .map(|r| rank(&fresh, 15_000, term, r.node, |_| true).unwrap())
+                .map(|r| rank(&fresh, 15_000, term, r.node, |_| true, 4).unwrap())
                 .collect();
             ranks.sort_unstable();
             assert_eq!(ranks, [0, 1, 2, 3]);
+            // Past the places asked for, no place.
+            let placed = fresh
+                .iter()
+                .filter(|r| rank(&fresh, 15_000, term, r.node, |_| true, 2).is_some())
+                .count();
+            assert_eq!(placed, 2);
         }
         assert_eq!(writers.len(), 4, "every node takes a turn");
         assert_eq!(writer(&rows(&[20_000]), 0, |_| true), None);

@@ -511,9 +511,10 @@ impl Node {
             .iter()
             .find(|row| row.node == self.me && row.age_ms <= stale)
             .and_then(|row| {
-                let rank =
-                    election::rank(heartbeats, stale, term, self.me, |a| self.config.allows(a))?;
-                (rank <= self.config.backup_writers).then_some(Lease {
+                let places = self.config.backup_writers + 1;
+                let eligible = |a| self.config.allows(a);
+                let rank = election::rank(heartbeats, stale, term, self.me, eligible, places)?;
+                Some(Lease {
                     rank,
                     until: self.now + stale - row.age_ms,
                 })
