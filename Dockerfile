@@ -2,8 +2,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-# Without the simulation's `--cfg madsim` (.cargo/config.toml, which .dockerignore leaves out too).
-RUN cargo build --release -p runtime --config 'build.rustflags=[]' \
+RUN cargo build --release -p runtime \
     && cp target/release/runtime /usr/local/bin/runtime
 
 FROM debian:bookworm-slim

@@ -1,20 +1,19 @@
 //! One simulated node: `protocol::Node` driven by `Node::drive`, the loop the production runtime
-//! calls too (feed an event, drain every action, feed signatures back after the drain), then asleep
-//! until the next deadline or arrival, with simulated I/O. The database and price sources answer
-//! from tasks on the node, so a crash loses their answers too.
+//! calls too (feed an event, drain every action, feed signatures back after the drain), woken by
+//! the agenda at its next deadline or arrival, with simulated I/O. Answers from the database and
+//! the price sources belong to the process that asked: a crash loses them.
 
-use std::future::poll_fn;
-use std::sync::Arc;
+use std::rc::Rc;
 
-use futures_util::future::{Either, select};
 use protocol::{Action, Clock, Event, Keypair, MessageRef, Node, PriceId, Signature, WriteOutcome};
 
+use crate::agenda::{Call, Job};
 use crate::byzantine::Adversary;
 use crate::dice::Dice;
 use crate::scenario::EPOCH_MS;
 use crate::world::Shared;
 
-struct Driver {
+pub struct Driver {
     node: Node,
     /// The node's time, kept from simulated time (its monotonic clock) as production keeps it.
     clock: Clock,
@@ -24,8 +23,9 @@ struct Driver {
 
 /// What the node's actions are carried out with: the simulated network, database and sources.
 struct NodeIo {
-    shared: Arc<Shared>,
+    shared: Rc<Shared>,
     index: usize,
+    incarnation: u64,
     key: Keypair,
     dice: Dice,
     adversary: Option<Adversary>,
@@ -36,9 +36,9 @@ struct NodeIo {
     gossip_from: usize,
 }
 
-/// Runs node `index` until the simulation kills it. Each start is a fresh process: nothing
-/// survives a crash but the key.
-pub async fn run(shared: Arc<Shared>, index: usize) {
+/// Starts node `index` and wakes it now. Each start is a fresh process: nothing survives a crash
+/// but the key.
+pub fn start(shared: &Rc<Shared>, index: usize) -> Driver {
     let incarnation = {
         let mut world = shared.world();
         world.incarnations[index] += 1;
@@ -49,7 +49,7 @@ pub async fn run(shared: Arc<Shared>, index: usize) {
     let key = scenario.keys[index].clone();
     let seed = scenario.params.seed ^ (index as u64) << 24 ^ incarnation << 48;
     let start = shared.now();
-    let clock = Clock::new(wall_clock(&shared, index, start), start);
+    let clock = Clock::new(wall_clock(shared, index, start), start);
     let node = Node::new(
         scenario.config.clone(),
         key.address(),
@@ -71,7 +71,8 @@ pub async fn run(shared: Arc<Shared>, index: usize) {
             honest,
         )
     });
-    let mut driver = Driver {
+    shared.world().agenda.wake(index, start);
+    Driver {
         node,
         clock,
         peers: usize::MAX,
@@ -81,12 +82,12 @@ pub async fn run(shared: Arc<Shared>, index: usize) {
             dice: Dice::new(seed, "node", index as u64),
             shared: shared.clone(),
             index,
+            incarnation,
             key,
             now: start,
             gossip_from: index,
         },
-    };
-    driver.run().await;
+    }
 }
 
 /// Node `index`'s wall clock at simulated time `sim_ms`: unix time with its skew and steps.
@@ -95,23 +96,16 @@ fn wall_clock(shared: &Shared, index: usize, sim_ms: u64) -> u64 {
 }
 
 impl Driver {
-    async fn run(&mut self) {
-        loop {
-            let now = self.io.shared.now();
-            self.feed_due(now);
-            let wake_at = self.next_wake();
-            let sleep = madsim::time::sleep_until(self.io.shared.instant(wake_at));
-            let bell = poll_fn(|cx| {
-                self.io
-                    .shared
-                    .world()
-                    .fabric
-                    .poll_bell(self.io.index, wake_at, cx)
-            });
-            match select(std::pin::pin!(sleep), std::pin::pin!(bell)).await {
-                Either::Left(_) | Either::Right(_) => {}
-            }
-        }
+    /// Feeds everything due by `now`, then asks the agenda for a wake at the next thing due.
+    pub fn wake(&mut self, now: u64) {
+        self.feed_due(now);
+        let wake_at = self.next_wake().max(now);
+        self.io.shared.world().agenda.wake(self.io.index, wake_at);
+    }
+
+    /// Whether answers addressed to `incarnation` of this node are still awaited.
+    pub fn is(&self, incarnation: u64) -> bool {
+        self.io.incarnation == incarnation
     }
 
     /// The earliest of: the node's deadline, the next arrival, the adversary's next move.
@@ -163,11 +157,10 @@ impl Driver {
         }
         if let Some(adversary) = &mut self.io.adversary {
             for bytes in adversary.unprompted(now) {
-                self.io
-                    .shared
-                    .world()
+                let world = &mut *self.io.shared.world();
+                world
                     .fabric
-                    .publish(now, self.io.index, bytes);
+                    .publish(&mut world.agenda, now, self.io.index, bytes);
             }
         }
         if self
@@ -220,7 +213,6 @@ impl NodeIo {
         let index = self.index;
         match action {
             Action::FetchPrices => {
-                let shared = self.shared.clone();
                 let latency = self.dice.range(20, 800);
                 let bias = self
                     .shared
@@ -228,11 +220,13 @@ impl NodeIo {
                     .attacks
                     .get(&index)
                     .map_or(0, |a| Adversary::lie_bps(a));
-                let answered = shared.market.quotes(now, bias, &mut self.dice);
-                madsim::task::spawn_local(async move {
-                    madsim::time::sleep(std::time::Duration::from_millis(latency)).await;
-                    shared.answer(index, Event::PricesFetched { answered });
-                });
+                let answered = self.shared.market.quotes(now, bias, &mut self.dice);
+                let answer = Job::Answer {
+                    node: index,
+                    incarnation: self.incarnation,
+                    event: Box::new(Event::PricesFetched { answered }),
+                };
+                self.shared.world().agenda.schedule(now + latency, answer);
             }
             // Answered at once by `sign`; `Node::drive` never passes it here.
             Action::Sign { .. } => {}
@@ -241,15 +235,15 @@ impl NodeIo {
                     Some(adversary) => adversary.outgoing(now, why, bytes),
                     None => vec![bytes],
                 };
-                let mut world = self.shared.world();
+                let world = &mut *self.shared.world();
                 out.into_iter()
-                    .for_each(|bytes| world.fabric.publish(now, index, bytes));
+                    .for_each(|bytes| world.fabric.publish(&mut world.agenda, now, index, bytes));
             }
             Action::Verdict { message, verdict } => {
-                self.shared
-                    .world()
+                let world = &mut *self.shared.world();
+                world
                     .fabric
-                    .verdict(now, index, message.token, verdict);
+                    .verdict(&mut world.agenda, now, index, message.token, verdict);
             }
             Action::Heartbeat => {
                 let address = self.key.address();
@@ -297,9 +291,9 @@ impl NodeIo {
         }
     }
 
-    /// Runs `op` on the database after a request's latency, and answers after a reply's latency;
-    /// a call the database does not answer is answered `timed_out` after the database timeout, as
-    /// the production store does.
+    /// Sends `op` to the database, which runs it after a request's latency and answers after a
+    /// reply's latency; a call the database does not answer is answered `timed_out` after the
+    /// database timeout, as the production store does.
     fn database(
         &mut self,
         timed_out: Event,
@@ -307,37 +301,45 @@ impl NodeIo {
     ) {
         let (lo, hi) = self.shared.scenario.database.latency_ms;
         let there = self.dice.range(lo, hi);
-        let back = self.dice.range(lo, hi);
+        let back_ms = self.dice.range(lo, hi);
         let timeout = self.shared.scenario.config.database_timeout_ms;
-        let write = matches!(timed_out, Event::WriteFinished { .. });
-        let shared = self.shared.clone();
-        let index = self.index;
-        madsim::task::spawn_local(async move {
-            madsim::time::sleep(std::time::Duration::from_millis(there)).await;
-            let now = shared.now();
-            let hangs = shared.world().database.hangs(now);
-            if hangs {
-                let left = timeout.saturating_sub(there);
-                madsim::time::sleep(std::time::Duration::from_millis(left)).await;
-                return shared.answer(index, timed_out);
-            }
-            let (answer, dies) = {
-                let mut world = shared.world();
-                let answer = op(&mut world.database, now);
-                let dies = write.then(|| world.crash_next_writer.take()).flatten();
-                if let Some(down_ms) = dies {
-                    world.kill_requests.push((index, down_ms));
-                }
-                (answer, dies.is_some())
-            };
-            if dies {
-                // The writer dies with the row applied and the answer not yet back.
-                std::future::pending::<()>().await;
-            }
-            madsim::time::sleep(std::time::Duration::from_millis(back)).await;
-            if let Some(event) = answer {
-                shared.answer(index, event);
-            }
-        });
+        let call = Call {
+            is_write: matches!(timed_out, Event::WriteFinished { .. }),
+            op: Box::new(op),
+            timed_out,
+            back_ms,
+            gives_up_after_ms: timeout.saturating_sub(there),
+        };
+        let job = Job::AtDatabase {
+            node: self.index,
+            incarnation: self.incarnation,
+            call: Box::new(call),
+        };
+        self.shared.world().agenda.schedule(self.now + there, job);
+    }
+}
+
+/// A call reaches the database at `now`: a hung database never answers (the caller times out); a
+/// writer armed to crash dies with its row applied and the answer not yet back.
+pub fn at_database(shared: &Shared, now: u64, node: usize, incarnation: u64, call: Call) {
+    let world = &mut *shared.world();
+    let answer = |event| Job::Answer {
+        node,
+        incarnation,
+        event: Box::new(event),
+    };
+    if world.database.hangs(now) {
+        let at = now + call.gives_up_after_ms;
+        return world.agenda.schedule(at, answer(call.timed_out));
+    }
+    let event = (call.op)(&mut world.database, now);
+    if call.is_write
+        && let Some(down_ms) = world.crash_next_writer.take()
+    {
+        world.kill_requests.push((node, down_ms));
+        return;
+    }
+    if let Some(event) = event {
+        world.agenda.schedule(now + call.back_ms, answer(event));
     }
 }

@@ -1,18 +1,16 @@
-//! A deterministic simulation of an oracle network: thousands of `protocol::Node`s on madsim, with
-//! a gossip mesh, a PostgreSQL-like database host, price sources, crashes, partitions and Byzantine
-//! members, all drawn from one seed. Every run checks that each price id is stored at most once
-//! with a quorum of valid signatures, that nothing stays unstored after the faults end, and that a
-//! seed replays to the same trace.
-//!
-//! madsim simulates only in builds with `--cfg madsim` (set in the workspace's
-//! `.cargo/config.toml`); without it this crate is empty and the test harness says why.
-#![cfg(madsim)]
+//! A deterministic simulation of an oracle network: thousands of `protocol::Node`s on one
+//! discrete-event loop (`agenda`), with a gossip mesh, a PostgreSQL-like database host, price
+//! sources, crashes, partitions and Byzantine members, all drawn from one seed. Every run checks
+//! that each price id is stored at most once with a quorum of valid signatures, that nothing stays
+//! unstored after the faults end, and that a seed replays to the same trace.
 
+mod agenda;
 mod byzantine;
 pub mod check;
 mod database;
 mod dice;
 mod driver;
+mod hashed;
 mod market;
 mod network;
 mod observe;
@@ -20,12 +18,14 @@ pub mod scenario;
 mod world;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use check::{Report, Violation};
 pub use scenario::{Params, Profile, Scenario, Variant};
 
+use crate::agenda::Job;
+use crate::driver::Driver;
 use crate::scenario::Fault;
 use crate::world::{Shared, SharedRecovery, TrustEverything};
 
@@ -44,16 +44,13 @@ pub struct Outcome {
 pub fn run(params: Params) -> Outcome {
     let wall = std::time::Instant::now();
     check::reset_peak_memory();
-    let runtime =
-        madsim::runtime::Runtime::with_seed_and_config(params.seed, madsim::Config::default());
     let scenario = Scenario::new(params.clone());
     let check: Arc<dyn protocol::SignatureCheck> = match params.variant {
         Variant::SignsWithoutVerifying => Arc::new(TrustEverything),
         _ => Arc::new(SharedRecovery::default()),
     };
-    let shared = runtime.block_on(async move { Arc::new(Shared::new(scenario, check)) });
-    let supervised = shared.clone();
-    let panicked = catch_unwind(AssertUnwindSafe(|| runtime.block_on(supervise(supervised))));
+    let shared = Rc::new(Shared::new(scenario, check));
+    let panicked = catch_unwind(AssertUnwindSafe(|| supervise(&shared)));
     let end = params.duration_ms;
     if let Err(payload) = panicked {
         let message = payload
@@ -85,7 +82,6 @@ pub fn run(params: Params) -> Outcome {
         })
         .collect();
     drop(world);
-    drop(runtime);
     Outcome {
         report,
         violations,
@@ -93,72 +89,104 @@ pub fn run(params: Params) -> Outcome {
     }
 }
 
-/// Starts every node, then applies the scenario's faults on schedule until the end.
-async fn supervise(shared: Arc<Shared>) {
-    let handle = madsim::runtime::Handle::current();
+/// Starts every node, then runs the agenda to the end: the nodes' wakes and answers, and every
+/// `TICK_MS` the scenario's faults and restarts.
+fn supervise(shared: &Rc<Shared>) {
     let n = shared.scenario.params.nodes;
-    let nodes: Vec<_> = (0..n)
-        .map(|i| {
-            let shared = shared.clone();
-            handle
-                .create_node()
-                .name(format!("n{i}"))
-                .init(move || driver::run(shared.clone(), i))
-                .build()
-                .id()
-        })
-        .collect();
+    let mut nodes: Vec<Option<Driver>> = (0..n).map(|i| Some(driver::start(shared, i))).collect();
+    shared.world().agenda.schedule(0, Job::Tick);
     let mut faults = shared.scenario.faults.iter().peekable();
     let mut restarts: Vec<(u64, usize)> = Vec::new();
     let end = shared.scenario.params.duration_ms;
     loop {
-        let now = shared.now();
+        let Some((now, job)) = shared.world().agenda.next() else {
+            break;
+        };
         if now >= end {
             break;
         }
-        let mut kills = std::mem::take(&mut shared.world().kill_requests);
-        while let Some((_, fault)) = faults.next_if(|(at, _)| *at <= now) {
-            let mut world = shared.world();
-            match fault {
-                Fault::Partition {
-                    side,
-                    one_way,
-                    isolate_writer,
-                } => {
-                    let side = match (isolate_writer, world.observer.writer) {
-                        (true, Some(writer)) => [writer].into(),
-                        _ => side.clone(),
-                    };
-                    world.fabric.partition(&side, *one_way);
-                }
-                Fault::Heal => world.fabric.heal(),
-                Fault::Crash { node, down_ms } => kills.push((*node, *down_ms)),
-                Fault::CrashNextWriter { down_ms } => world.crash_next_writer = Some(*down_ms),
-                Fault::DatabaseDown { until } => world.database.outage(*until),
-                Fault::DatabaseHang { until } => world.database.hang(*until),
-                Fault::ClockStep { node, by_ms } => world.wall_offsets[*node] += by_ms,
-                Fault::DelaySpike { until, extra_ms } => {
-                    world.fabric.delay_spike(*until, *extra_ms)
+        shared.advance(now);
+        match job {
+            Job::Wake { node } => {
+                if let Some(driver) = &mut nodes[node] {
+                    driver.wake(now);
                 }
             }
-        }
-        for (node, down_ms) in kills {
-            handle.kill(nodes[node]);
-            let mut world = shared.world();
-            world.fabric.set_up(node, false);
-            world.local[node].clear();
-            restarts.push((now + down_ms, node));
-        }
-        restarts.retain(|&(at, node)| {
-            if at <= now {
-                handle.restart(nodes[node]);
+            Job::Answer {
+                node,
+                incarnation,
+                event,
+            } => {
+                if nodes[node].as_ref().is_some_and(|d| d.is(incarnation)) {
+                    let world = &mut *shared.world();
+                    world.local[node].push(*event);
+                    world.agenda.wake(node, now);
+                }
             }
-            at > now
-        });
-        madsim::time::sleep(Duration::from_millis(TICK_MS)).await;
+            Job::AtDatabase {
+                node,
+                incarnation,
+                call,
+            } => {
+                if nodes[node].as_ref().is_some_and(|d| d.is(incarnation)) {
+                    driver::at_database(shared, now, node, incarnation, *call);
+                }
+            }
+            Job::Tick => {
+                apply_faults(shared, now, &mut faults, &mut nodes, &mut restarts);
+                shared.world().agenda.schedule(now + TICK_MS, Job::Tick);
+            }
+        }
     }
-    // The run is over: stop every node so the executor drops its tasks and their state.
-    shared.world().fabric.release();
-    nodes.iter().for_each(|&node| handle.kill(node));
-    madsim::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// Applies the faults due by `now`, kills the nodes that must die and restarts those due back.
+fn apply_faults<'a>(
+    shared: &Rc<Shared>,
+    now: u64,
+    faults: &mut std::iter::Peekable<impl Iterator<Item = &'a (u64, Fault)>>,
+    nodes: &mut [Option<Driver>],
+    restarts: &mut Vec<(u64, usize)>,
+) {
+    let mut kills = std::mem::take(&mut shared.world().kill_requests);
+    while let Some((_, fault)) = faults.next_if(|(at, _)| *at <= now) {
+        let mut world = shared.world();
+        match fault {
+            Fault::Partition {
+                side,
+                one_way,
+                isolate_writer,
+            } => {
+                let side = match (isolate_writer, world.observer.writer) {
+                    (true, Some(writer)) => [writer].into(),
+                    _ => side.clone(),
+                };
+                world.fabric.partition(&side, *one_way);
+            }
+            Fault::Heal => world.fabric.heal(),
+            Fault::Crash { node, down_ms } => kills.push((*node, *down_ms)),
+            Fault::CrashNextWriter { down_ms } => world.crash_next_writer = Some(*down_ms),
+            Fault::DatabaseDown { until } => world.database.outage(*until),
+            Fault::DatabaseHang { until } => world.database.hang(*until),
+            Fault::ClockStep { node, by_ms } => world.wall_offsets[*node] += by_ms,
+            Fault::DelaySpike { until, extra_ms } => world.fabric.delay_spike(*until, *extra_ms),
+        }
+    }
+    for (node, down_ms) in kills {
+        // A node already down stays down until its first restart.
+        if nodes[node].take().is_none() {
+            continue;
+        }
+        let mut world = shared.world();
+        world.agenda.forget_wake(node);
+        world.fabric.set_up(node, false);
+        world.local[node].clear();
+        restarts.push((now + down_ms, node));
+    }
+    restarts.retain(|&(at, node)| {
+        if at <= now && nodes[node].is_none() {
+            nodes[node] = Some(driver::start(shared, node));
+        }
+        at > now
+    });
 }

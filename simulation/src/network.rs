@@ -4,14 +4,16 @@
 //! scored as production's gossipsub scores them (`protocol::gossip`): pruned from the mesh, left
 //! out of publications, graylisted, and forgiven as the penalty decays.
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use protocol::Verdict;
 use protocol::gossip::{GRAYLIST_THRESHOLD, PRUNE_BACKOFF_MS, PUBLISH_THRESHOLD, Penalty};
 
+use crate::agenda::{Agenda, Unordered};
 use crate::dice::Dice;
+use crate::hashed::HashedSet;
 use crate::scenario::Network as Settings;
 
 /// One message on the wire, its id the hash of its bytes.
@@ -30,6 +32,9 @@ impl Packet {
     }
 }
 
+/// A copy on its way: (due at, token, from, the packet), ordered by time, then token.
+type Delivery = (u64, u64, usize, Unordered<Arc<Packet>>);
+
 /// A delivery due at a node: from whom, and the copy's token for the verdict.
 #[derive(Debug)]
 pub struct Arrival {
@@ -42,39 +47,16 @@ pub struct Arrival {
 struct Peer {
     /// Two generations of seen ids, rotated every half `seen_for_ms`: an id is remembered for
     /// between half and all of it.
-    seen: [HashSet<u64>; 2],
+    seen: [HashedSet<u64>; 2],
     seen_rotated_at: u64,
     /// Arrivals by due time (min-heap via Reverse).
-    inbox: BinaryHeap<std::cmp::Reverse<(u64, u64, usize, ArrivalBox)>>,
+    inbox: BinaryHeap<Reverse<Delivery>>,
     /// Delivered copies awaiting the node's verdict.
     pending: BTreeMap<u64, (usize, Arc<Packet>)>,
     /// This node's invalid-message penalty of each peer that sent it one.
     penalties: BTreeMap<usize, Penalty>,
     /// Peers pruned from this node's mesh, and until when at least (the backoff).
     pruned_until: BTreeMap<usize, u64>,
-    /// The node's driver sleeps until this time unless woken earlier.
-    bell: Option<(u64, Waker)>,
-    rung: bool,
-}
-
-/// Orders arrivals by time only; the packet rides along.
-#[derive(Debug)]
-struct ArrivalBox(Arc<Packet>);
-impl PartialEq for ArrivalBox {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for ArrivalBox {}
-impl PartialOrd for ArrivalBox {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for ArrivalBox {
-    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
-        std::cmp::Ordering::Equal
-    }
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -192,7 +174,7 @@ impl Fabric {
 
     /// A node publishes its own message: to every mesh peer, unless its duplicate cache still
     /// holds the same bytes (gossipsub refuses to publish those).
-    pub fn publish(&mut self, now: u64, from: usize, bytes: Vec<u8>) {
+    pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) {
         let packet = Packet::new(bytes);
         self.rotate_seen(now, from);
         if self.has_seen(from, packet.id) {
@@ -200,16 +182,23 @@ impl Fabric {
             return;
         }
         self.mark_seen(now, from, packet.id);
-        self.send_to_mesh(now, from, None, &packet);
+        self.send_to_mesh(agenda, now, from, None, &packet);
     }
 
     /// The node's verdict on a delivered copy: forward it, drop it, or drop it and penalise.
-    pub fn verdict(&mut self, now: u64, node: usize, token: u64, verdict: Verdict) {
+    pub fn verdict(
+        &mut self,
+        agenda: &mut Agenda,
+        now: u64,
+        node: usize,
+        token: u64,
+        verdict: Verdict,
+    ) {
         let Some((from, packet)) = self.peers[node].pending.remove(&token) else {
             return;
         };
         match verdict {
-            Verdict::Accept => self.send_to_mesh(now, node, Some(from), &packet),
+            Verdict::Accept => self.send_to_mesh(agenda, now, node, Some(from), &packet),
             Verdict::Ignore(why) => *self.ignored.entry(why.name().to_owned()).or_default() += 1,
             Verdict::Reject(why) => {
                 *self.rejected.entry(why.name().to_owned()).or_default() += 1;
@@ -249,7 +238,14 @@ impl Fabric {
 
     /// Forwards a message to the mesh; a node's own message goes to every peer not scored below
     /// the publish threshold (gossipsub's flood publishing).
-    fn send_to_mesh(&mut self, now: u64, from: usize, except: Option<usize>, packet: &Arc<Packet>) {
+    fn send_to_mesh(
+        &mut self,
+        agenda: &mut Agenda,
+        now: u64,
+        from: usize,
+        except: Option<usize>,
+        packet: &Arc<Packet>,
+    ) {
         for k in 0..self.mesh[from].len() {
             let to = self.mesh[from][k];
             let chosen = match except {
@@ -257,12 +253,19 @@ impl Fabric {
                 Some(source) => to != source && self.in_mesh(now, from, to),
             };
             if chosen {
-                self.send(now, from, to, packet);
+                self.send(agenda, now, from, to, packet);
             }
         }
     }
 
-    fn send(&mut self, now: u64, from: usize, to: usize, packet: &Arc<Packet>) {
+    fn send(
+        &mut self,
+        agenda: &mut Agenda,
+        now: u64,
+        from: usize,
+        to: usize,
+        packet: &Arc<Packet>,
+    ) {
         self.traffic.messages += 1;
         self.traffic.bytes += packet.bytes.len() as u64;
         let sent = &mut self.sent_by[from];
@@ -299,36 +302,10 @@ impl Fabric {
                 at += self.dice.range(0, extra);
             }
             self.sequence += 1;
-            let entry = (at, self.sequence, from, ArrivalBox(packet.clone()));
-            self.peers[to].inbox.push(std::cmp::Reverse(entry));
-            self.ring(to, at);
+            let entry = (at, self.sequence, from, Unordered(packet.clone()));
+            self.peers[to].inbox.push(Reverse(entry));
+            agenda.wake(to, at);
         }
-    }
-
-    /// Something for `node` is due at `at`: wake its driver if it sleeps past that.
-    pub fn ring(&mut self, node: usize, at: u64) {
-        let peer = &mut self.peers[node];
-        if peer.bell.as_ref().is_some_and(|(wake_at, _)| at < *wake_at) {
-            let (_, waker) = peer.bell.take().expect("checked");
-            peer.rung = true;
-            waker.wake();
-        }
-    }
-
-    /// Drops every driver's waker: they reference the tasks that reference this network, a cycle
-    /// that would keep a finished run's memory alive.
-    pub fn release(&mut self) {
-        self.peers.iter_mut().for_each(|peer| peer.bell = None);
-    }
-
-    /// Ready once [`Fabric::ring`] names a time before `wake_at`.
-    pub fn poll_bell(&mut self, node: usize, wake_at: u64, cx: &mut Context<'_>) -> Poll<()> {
-        let peer = &mut self.peers[node];
-        if std::mem::take(&mut peer.rung) {
-            return Poll::Ready(());
-        }
-        peer.bell = Some((wake_at, cx.waker().clone()));
-        Poll::Pending
     }
 
     /// When the next arrival at `node` is due.
@@ -343,7 +320,7 @@ impl Fabric {
             if peer.inbox.peek().is_none_or(|r| r.0.0 > now) {
                 return None;
             }
-            let std::cmp::Reverse((_, token, from, ArrivalBox(packet))) = peer.inbox.pop()?;
+            let Reverse((_, token, from, Unordered(packet))) = peer.inbox.pop()?;
             if self.has_seen(node, packet.id) {
                 continue;
             }

@@ -1,20 +1,22 @@
-//! Everything the simulated nodes share: the network, the database host, the market, the memo of
-//! signature recoveries, and the observer. One lock; nothing holds it across an `await`.
+//! Everything the simulated nodes share: the clock and its agenda, the network, the database host,
+//! the market, the memo of signature recoveries, and the observer. A run is one thread; whoever
+//! borrows the world gives it back before calling anything that may borrow it again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::cell::{Cell, RefCell, RefMut};
+use std::sync::{Arc, Mutex};
 
-use madsim::time::Instant;
 use protocol::{Address, Event, Signature, SignatureCheck};
 
+use crate::agenda::Agenda;
 use crate::database::Database;
+use crate::hashed::HashedMap;
 use crate::market::Market;
 use crate::network::Fabric;
 use crate::observe::Observer;
 use crate::scenario::Scenario;
 
 pub struct World {
+    pub agenda: Agenda,
     pub fabric: Fabric,
     pub database: Database,
     pub observer: Observer,
@@ -33,14 +35,16 @@ pub struct Shared {
     pub scenario: Scenario,
     pub market: Market,
     pub check: Arc<dyn SignatureCheck>,
-    world: Mutex<World>,
-    start: Instant,
+    world: RefCell<World>,
+    /// Simulated milliseconds since the start: the time of the job running.
+    now: Cell<u64>,
 }
 
 impl Shared {
     pub fn new(scenario: Scenario, check: Arc<dyn SignatureCheck>) -> Shared {
         let n = scenario.params.nodes;
         let world = World {
+            agenda: Agenda::new(n),
             fabric: Fabric::new(
                 scenario.params.seed,
                 scenario.network.clone(),
@@ -62,33 +66,24 @@ impl Shared {
             ),
             scenario,
             check,
-            world: Mutex::new(world),
-            start: Instant::now(),
+            world: RefCell::new(world),
+            now: Cell::new(0),
         }
     }
 
-    pub fn world(&self) -> MutexGuard<'_, World> {
-        // A panic elsewhere is reported by the run; the state is still worth reading.
-        self.world
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub fn world(&self) -> RefMut<'_, World> {
+        self.world.borrow_mut()
     }
 
     /// Simulated milliseconds since the start.
     pub fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.now.get()
     }
 
-    pub fn instant(&self, sim_ms: u64) -> Instant {
-        self.start + Duration::from_millis(sim_ms)
-    }
-
-    /// An answer for node `index`'s driver, due now.
-    pub fn answer(&self, index: usize, event: Event) {
-        let now = self.now();
-        let mut world = self.world();
-        world.local[index].push(event);
-        world.fabric.ring(index, now);
+    /// Moves the clock to the next job's time; it never goes back.
+    pub fn advance(&self, to: u64) {
+        debug_assert!(to >= self.now.get(), "the agenda runs in time order");
+        self.now.set(to);
     }
 }
 
@@ -99,7 +94,7 @@ type Recovery = ([u8; 32], [u8; 65]);
 /// one memo of it: each distinct signature is recovered once per run, not once per node.
 #[derive(Default)]
 pub struct SharedRecovery {
-    memo: Mutex<HashMap<Recovery, Option<Address>>>,
+    memo: Mutex<HashedMap<Recovery, Option<Address>>>,
 }
 
 impl SignatureCheck for SharedRecovery {

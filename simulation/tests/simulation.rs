@@ -5,18 +5,6 @@
 //! nodes). With `--seed N`: that one run, replayed exactly. With `--for 1h`: fresh seeds until one
 //! fails or the time is up.
 
-#[cfg(not(madsim))]
-fn main() {
-    eprintln!(
-        "the simulation needs madsim's simulated time and randomness, which exist only in builds \
-         with `--cfg madsim`. The workspace's .cargo/config.toml sets it; a RUSTFLAGS environment \
-         variable replaces that setting. Run `cargo test -p simulation` without RUSTFLAGS, or add \
-         `--cfg madsim` to it."
-    );
-    std::process::exit(2);
-}
-
-#[cfg(madsim)]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match cli::parse(&args) {
@@ -28,7 +16,6 @@ fn main() {
     }
 }
 
-#[cfg(madsim)]
 mod cli {
     use simulation::{Params, Profile, Variant};
 

@@ -1,0 +1,119 @@
+//! The run's one clock and one queue: every happening still to come (a node waking, an answer
+//! reaching a node, a request reaching the database, the supervisor's tick) is a job at a simulated
+//! millisecond. Jobs run in time order, ties in the order they were scheduled, so one seed gives
+//! one order; nothing runs between jobs and no job waits on another.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use protocol::Event;
+
+use crate::database::Database;
+
+/// Something that happens at a moment. Small, as the queue moves its entries on every push and
+/// pop: what is large rides in a box.
+pub enum Job {
+    /// Node `node` feeds what is due and computes its next wake.
+    Wake { node: usize },
+    /// An answer from the node's own I/O (a price source, the database) reaches it.
+    Answer {
+        node: usize,
+        incarnation: u64,
+        event: Box<Event>,
+    },
+    /// A request from the node reaches the database.
+    AtDatabase {
+        node: usize,
+        incarnation: u64,
+        call: Box<Call>,
+    },
+    /// The supervisor applies faults and restarts.
+    Tick,
+}
+
+/// What a call does at the database at a moment, and the answer it sends back, if any.
+pub type Operation = Box<dyn FnOnce(&mut Database, u64) -> Option<Event>>;
+
+/// A database call in flight: what it does there, and how its answer comes back.
+pub struct Call {
+    pub op: Operation,
+    /// The answer when the database does not answer within the timeout.
+    pub timed_out: Event,
+    /// How long the answer takes to come back.
+    pub back_ms: u64,
+    /// How long after arriving a hung database's caller gives up.
+    pub gives_up_after_ms: u64,
+    pub is_write: bool,
+}
+
+/// Jobs by (time, order of scheduling).
+#[derive(Default)]
+pub struct Agenda {
+    queue: BinaryHeap<Reverse<(u64, u64, Unordered<Job>)>>,
+    scheduled: u64,
+    /// Each node's next scheduled wake (u64::MAX: none); earlier wakes replace later ones, and a
+    /// replaced wake is skipped when its time comes.
+    wake_at: Vec<u64>,
+}
+
+impl Agenda {
+    pub fn new(nodes: usize) -> Agenda {
+        Agenda {
+            wake_at: vec![u64::MAX; nodes],
+            ..Agenda::default()
+        }
+    }
+
+    pub fn schedule(&mut self, at: u64, job: Job) {
+        self.scheduled += 1;
+        self.queue
+            .push(Reverse((at, self.scheduled, Unordered(job))));
+    }
+
+    /// Wakes `node` at `at` unless it already wakes by then.
+    pub fn wake(&mut self, node: usize, at: u64) {
+        if at < self.wake_at[node] {
+            self.wake_at[node] = at;
+            self.schedule(at, Job::Wake { node });
+        }
+    }
+
+    /// Forgets a node's wake: it has stopped.
+    pub fn forget_wake(&mut self, node: usize) {
+        self.wake_at[node] = u64::MAX;
+    }
+
+    /// The next job due, and its time; wakes that were replaced are skipped.
+    pub fn next(&mut self) -> Option<(u64, Job)> {
+        loop {
+            let Reverse((at, _, Unordered(job))) = self.queue.pop()?;
+            if let Job::Wake { node } = job {
+                if self.wake_at[node] != at {
+                    continue;
+                }
+                self.wake_at[node] = u64::MAX;
+            }
+            return Some((at, job));
+        }
+    }
+}
+
+/// A value carried in a queue ordered by the fields beside it: it never takes part in the order.
+#[derive(Debug)]
+pub struct Unordered<T>(pub T);
+impl<T> PartialEq for Unordered<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl<T> Eq for Unordered<T> {}
+impl<T> PartialOrd for Unordered<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Unordered<T> {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
