@@ -103,7 +103,13 @@ pub struct VerifyArgs {
 /// A moment as RFC 3339 or unix milliseconds.
 pub fn parse_moment(text: &str) -> Result<u64, String> {
     if let Ok(ms) = text.parse::<u64>() {
-        return Ok(ms);
+        // Databases keep moments as signed 64-bit milliseconds: a larger one would wrap around.
+        return i64::try_from(ms).map(|_| ms).map_err(|_| {
+            format!(
+                "{ms} is past the last moment a database can hold ({})",
+                i64::MAX
+            )
+        });
     }
     let moment = humantime::parse_rfc3339_weak(text).map_err(|e| {
         format!("{e}: use RFC 3339 like 2026-11-21T10:00:00Z, or unix milliseconds")

@@ -117,7 +117,7 @@ fn keygen_prints_the_address_and_never_replaces_a_key() {
 #[test]
 fn sigterm_stops_a_node_as_ctrl_c_does() {
     use std::io::{BufRead, BufReader};
-    let (mut node, dir) = solo_node("sigterm", &["--http=127.0.0.1:0"]);
+    let (mut node, dir) = common::solo_node("sigterm", &["--http=127.0.0.1:0"]);
     let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
     let mut log = Vec::new();
     for line in lines.by_ref() {
@@ -184,7 +184,7 @@ fn a_node_started_before_its_database_waits_for_it() {
     use std::io::{BufRead, BufReader};
     let port = common::free_port();
     let database = format!("--database-url=postgres://postgres@127.0.0.1:{port}/test");
-    let (mut node, dir) = solo_node("waits", &["--http=127.0.0.1:0", &database]);
+    let (mut node, dir) = common::solo_node("waits", &["--http=127.0.0.1:0", &database]);
     let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
     let mut log = Vec::new();
     let mut wait_for = |text: &str| {
@@ -228,7 +228,7 @@ fn unreachable_price_sources_are_named_at_start_and_make_health_red() {
         format!("--kraken-url={nowhere}"),
     ];
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let (mut node, dir) = solo_node("offline", &flags);
+    let (mut node, dir) = common::solo_node("offline", &flags);
     let mut log = Vec::new();
     for line in BufReader::new(node.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
@@ -265,52 +265,4 @@ fn unreachable_price_sources_are_named_at_start_and_make_health_red() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(health.0, 503, "{}", health.1);
     assert_eq!(health.1["sources_answered"], 0, "{}", health.1);
-}
-
-/// A node process with a key of its own, two other signers, loopback gossip and `flags`, logging
-/// at info to a pipe; killed after 60 s at the latest, so that a test waiting for a log line that
-/// never comes fails (its output ends) instead of hanging. Its data folder is returned too.
-fn solo_node(test: &str, flags: &[&str]) -> (std::process::Child, std::path::PathBuf) {
-    use std::process::{Command, Stdio};
-    let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let runtime = env!("CARGO_BIN_EXE_runtime");
-    let keygen = Command::new(runtime)
-        .args(["keygen", "--name", "solo", "--data-dir"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    let address = String::from_utf8(keygen.stdout).unwrap();
-    let signers = dir.join("signers.txt");
-    let others =
-        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
-    std::fs::write(&signers, format!("{address}{others}")).unwrap();
-    let node = Command::new(runtime)
-        .args([
-            "node",
-            "--name",
-            "solo",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .arg("--signers")
-        .arg(&signers)
-        .args(flags)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    kill_after(&node, Duration::from_secs(60));
-    (node, dir)
-}
-
-/// Kills the node after `after`: its output then ends.
-fn kill_after(node: &std::process::Child, after: Duration) {
-    let pid = nix::unistd::Pid::from_raw(node.id() as i32);
-    std::thread::spawn(move || {
-        std::thread::sleep(after);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-    });
 }

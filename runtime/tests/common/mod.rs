@@ -309,3 +309,62 @@ pub fn spawn_node(
     });
     (stop, node)
 }
+
+/// A node process with a key of its own, two other signers, loopback gossip and `flags`, logging
+/// at info to a pipe; killed after 60 s at the latest, so that a test waiting for a log line that
+/// never comes fails (its output ends) instead of hanging. Its data folder is returned too.
+pub fn solo_node(test: &str, flags: &[&str]) -> (std::process::Child, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let lifetime = std::time::Duration::from_secs(60);
+    (spawn_solo_node(&dir, flags, lifetime), dir)
+}
+
+/// [`solo_node`] on a data folder the test may have filled already (an embedded database, say),
+/// killed after `lifetime` at the latest.
+pub fn spawn_solo_node(
+    dir: &std::path::Path,
+    flags: &[&str],
+    lifetime: std::time::Duration,
+) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let runtime = env!("CARGO_BIN_EXE_runtime");
+    let keygen = Command::new(runtime)
+        .args(["keygen", "--name", "solo", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let address = String::from_utf8(keygen.stdout).unwrap();
+    let signers = dir.join("signers.txt");
+    let others =
+        "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf\n0x2b5ad5c4795c026514f8317c7a215e218dccd6cf\n";
+    std::fs::write(&signers, format!("{address}{others}")).unwrap();
+    let node = Command::new(runtime)
+        .args([
+            "node",
+            "--name",
+            "solo",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .arg("--signers")
+        .arg(&signers)
+        .args(flags)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    kill_after(&node, lifetime);
+    node
+}
+
+/// Kills the node after `after`: its output then ends.
+pub fn kill_after(node: &std::process::Child, after: std::time::Duration) {
+    let pid = nix::unistd::Pid::from_raw(node.id() as i32);
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    });
+}
