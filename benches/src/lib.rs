@@ -13,7 +13,7 @@ pub const T0: u64 = 1_767_225_600_000;
 /// The production defaults with `keys` as the allowlist.
 pub fn config(keys: &[Keypair]) -> Config {
     let list: BTreeSet<Address> = keys.iter().map(Keypair::address).collect();
-    Config::new("bench", Feed::eth_usd(), Signers::Allowlist(list))
+    Config::new("bench", Feed::eth_usd(), Signers::allowlist(list))
 }
 
 /// The `i`-th distinct price from `origin`, observed at `T0 + i` ms.

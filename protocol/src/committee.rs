@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::crypto::{Address, keccak256};
 use crate::price::PriceId;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Committee {
     ring: Vec<(u64, Address)>,
     /// Each member's position, so a lookup costs no hash.

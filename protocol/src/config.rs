@@ -2,7 +2,9 @@
 //! carries so that no signature replays across deployments.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use crate::committee::Committee;
 use crate::crypto::{Address, keccak256};
 use crate::price::{Feed, MAX_DECIMALS};
 use crate::wire::MAX_SIGNATURES;
@@ -11,10 +13,53 @@ use crate::wire::MAX_SIGNATURES;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signers {
     /// Only these addresses; anything signed by someone else is rejected.
-    Allowlist(BTreeSet<Address>),
+    Allowlist(Allowlist),
     /// Any valid signature counts. An explicit choice: one operator with many keys can then reach a
     /// quorum alone.
     Open,
+}
+
+impl Signers {
+    /// Only `members` may sign.
+    pub fn allowlist(members: impl IntoIterator<Item = Address>) -> Signers {
+        let set: BTreeSet<Address> = members.into_iter().collect();
+        let ring = Arc::new(Committee::new(set.iter().copied()));
+        Signers::Allowlist(Allowlist(Arc::new((set, ring))))
+    }
+}
+
+/// The addresses allowed to sign, and their committee ring, built once and shared by every clone
+/// of the config: a simulated network holds thousands of nodes, each of which used to copy both,
+/// and looked them up on every message in memory no cache could hold.
+#[derive(Clone)]
+pub struct Allowlist(Arc<(BTreeSet<Address>, Arc<Committee>)>);
+
+impl Allowlist {
+    pub(crate) fn ring(&self) -> Arc<Committee> {
+        self.0.1.clone()
+    }
+}
+
+impl std::ops::Deref for Allowlist {
+    type Target = BTreeSet<Address>;
+
+    fn deref(&self) -> &BTreeSet<Address> {
+        &self.0.0
+    }
+}
+
+impl PartialEq for Allowlist {
+    fn eq(&self, other: &Allowlist) -> bool {
+        self.0.0 == other.0.0
+    }
+}
+
+impl Eq for Allowlist {}
+
+impl std::fmt::Debug for Allowlist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.0.fmt(f)
+    }
 }
 
 /// Every setting of a node. Times are milliseconds.
@@ -267,8 +312,8 @@ mod tests {
     use super::*;
 
     fn config(signers: usize) -> Config {
-        let list = (0..signers as u8).map(|i| Address([i; 20])).collect();
-        Config::new("test", Feed::eth_usd(), Signers::Allowlist(list))
+        let list = (0..signers as u8).map(|i| Address([i; 20]));
+        Config::new("test", Feed::eth_usd(), Signers::allowlist(list))
     }
 
     #[test]

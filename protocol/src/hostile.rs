@@ -117,7 +117,7 @@ impl Hostile {
         let keys = keys().to_vec();
         let list: BTreeSet<Address> = keys[..4].iter().map(Keypair::address).collect();
         let feed = Feed::eth_usd();
-        let mut config = Config::new("hostile", feed, Signers::Allowlist(list));
+        let mut config = Config::new("hostile", feed, Signers::allowlist(list));
         config.quorum = usize::from(setup.quorum % 4) + 1;
         config.min_sources = 1;
         config.min_peers = 0;

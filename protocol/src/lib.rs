@@ -30,7 +30,7 @@ pub mod wire;
 pub use aggregate::{Aggregate, Sample, aggregate};
 pub use audit::{Flaw, audit};
 pub use clock::Clock;
-pub use config::{Config, ConfigError, Signers};
+pub use config::{Allowlist, Config, ConfigError, Signers};
 pub use crypto::{Address, Keypair, Recover, Signature, SignatureCheck, keccak256};
 pub use drive::Io;
 pub use io::{

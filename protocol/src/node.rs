@@ -47,7 +47,8 @@ pub struct Node {
     actions: VecDeque<Action>,
     pub(crate) timers: Timers,
     pub(crate) book: Book,
-    pub(crate) committee: Committee,
+    /// The allowlist's ring, shared; in an open network, this node's own, growing.
+    pub(crate) committee: Arc<Committee>,
     /// This node's latest observation and when it was made.
     reference: Option<(Price, u64)>,
     /// The price of this node's latest publication, against which a move is measured.
@@ -78,8 +79,8 @@ impl Node {
             Signers::Allowlist(list) if !list.contains(&me) => {
                 return Err(ConfigError::NotAllowlisted(me));
             }
-            Signers::Allowlist(list) => Committee::new(list.iter().copied()),
-            Signers::Open => Committee::new([me]),
+            Signers::Allowlist(list) => list.ring(),
+            Signers::Open => Arc::new(Committee::new([me])),
         };
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut node = Node {

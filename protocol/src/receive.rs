@@ -12,6 +12,7 @@ use crate::node::{MAX_OPEN_MEMBERS, Node};
 use crate::price::PriceId;
 use crate::timers::Timer;
 use crate::wire::Message;
+use std::sync::Arc;
 
 /// A message that passed every check that needs no signature.
 struct Screened {
@@ -197,7 +198,7 @@ impl Node {
     /// In an open network the committee ring grows with the signers this node has verified.
     fn learn_signer(&mut self, signer: crate::Address) {
         if self.config.signers == Signers::Open && self.committee.len() < MAX_OPEN_MEMBERS {
-            self.committee.insert(signer);
+            Arc::make_mut(&mut self.committee).insert(signer);
         }
     }
 

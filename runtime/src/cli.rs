@@ -73,11 +73,7 @@ impl Deployment {
     /// The protocol's production config for this deployment (checked by `Node::new`).
     pub fn config(&self) -> Result<Config, SignersError> {
         let signers = read_signers(&self.signers)?;
-        let mut config = Config::new(
-            &self.network,
-            Feed::eth_usd(),
-            Signers::Allowlist(signers.into_iter().collect()),
-        );
+        let mut config = Config::new(&self.network, Feed::eth_usd(), Signers::allowlist(signers));
         config.quorum = self.quorum;
         Ok(config)
     }
@@ -301,11 +297,7 @@ impl NodeArgs {
     /// The local network's settings: the production rules, faster, so prices appear within a
     /// minute.
     pub fn devnet_config(signers: Vec<Address>) -> Config {
-        let mut config = Config::new(
-            "devnet",
-            Feed::eth_usd(),
-            Signers::Allowlist(signers.into_iter().collect()),
-        );
+        let mut config = Config::new("devnet", Feed::eth_usd(), Signers::allowlist(signers));
         config.price_interval_ms = 30_000;
         config.write_delay_ms = 5_000;
         config

@@ -168,12 +168,11 @@ fn node_flags_default_to_the_protocol_s_production_settings() {
     };
     let list = addresses
         .iter()
-        .map(|a| protocol::Address::parse(a).unwrap())
-        .collect();
+        .map(|a| protocol::Address::parse(a).unwrap());
     let production = protocol::Config::new(
         "mainnet",
         protocol::Feed::eth_usd(),
-        protocol::Signers::Allowlist(list),
+        protocol::Signers::allowlist(list),
     );
     assert_eq!(args.config().unwrap(), production);
 }

@@ -247,7 +247,7 @@ impl Scenario {
         let n = params.nodes;
         let keys = node_keys(n);
         let allowlist: BTreeSet<Address> = keys.iter().map(Keypair::address).collect();
-        let mut config = Config::new("simnet", Feed::eth_usd(), Signers::Allowlist(allowlist));
+        let mut config = Config::new("simnet", Feed::eth_usd(), Signers::allowlist(allowlist));
         config.min_peers = 3.min(n - 1);
         if params.variant == Variant::QuorumOfOne {
             config.quorum = 1;

@@ -17,7 +17,7 @@ pub fn feed() -> Feed {
 /// The production defaults with these keys as the allowlist, one source and no peer minimum.
 pub fn config(keys: &[Keypair]) -> Config {
     let list: BTreeSet<Address> = keys.iter().map(Keypair::address).collect();
-    let mut config = Config::new("testnet", feed(), Signers::Allowlist(list));
+    let mut config = Config::new("testnet", feed(), Signers::allowlist(list));
     config.min_sources = 1;
     config.min_peers = 0;
     config

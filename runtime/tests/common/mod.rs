@@ -16,8 +16,8 @@ pub fn keys() -> Vec<Keypair> {
 }
 
 pub fn config(keys: &[Keypair]) -> Config {
-    let list = keys.iter().map(Keypair::address).collect();
-    Config::new("storetest", Feed::eth_usd(), Signers::Allowlist(list))
+    let list = keys.iter().map(Keypair::address);
+    Config::new("storetest", Feed::eth_usd(), Signers::allowlist(list))
 }
 
 /// keys[0]'s price observed at `at`, signed by the first `signers` keys, written by keys[1].
@@ -215,8 +215,8 @@ async fn pump(
 /// The production rules with every period shortened, so that a test of running nodes sees many
 /// prices within seconds.
 pub fn fast_config(network: &str, keys: &[Keypair]) -> Config {
-    let list = keys.iter().map(Keypair::address).collect();
-    let mut c = Config::new(network, Feed::eth_usd(), Signers::Allowlist(list));
+    let list = keys.iter().map(Keypair::address);
+    let mut c = Config::new(network, Feed::eth_usd(), Signers::allowlist(list));
     c.price_interval_ms = 4_000;
     c.cosign_step_ms = 1_000;
     c.write_delay_ms = 1_000;
