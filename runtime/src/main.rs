@@ -184,10 +184,8 @@ async fn devnet(nodes: usize, dir: &Path, source_urls: &SourceUrls) -> Result<()
 
 async fn verify(args: VerifyArgs) -> Result<(), Error> {
     let config = args.deployment.config()?;
-    let store = match &args.database_url {
-        Some(url) => Store::postgres(url, None).await?,
-        None => Store::sqlite(&args.data_dir.join("oracle.sqlite")).await?,
-    };
+    let embedded = args.data_dir.join("oracle.sqlite");
+    let store = Store::read_only(args.database_url.as_deref(), &embedded).await?;
     let summary =
         runtime::verify::verify(&store, &config, args.since.unwrap_or(0), args.id).await?;
     for failure in &summary.failures {

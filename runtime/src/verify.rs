@@ -1,5 +1,8 @@
 //! `runtime verify`: every stored row checked with `protocol::audit`, the same check the protocol
-//! and the simulation use, reading each row exactly as stored (a signer listed twice stays twice).
+//! and the simulation use, reading each row exactly as stored (a signer listed twice stays twice),
+//! and each id counted: the primary key that should keep ids unique is not taken on trust.
+
+use std::collections::BTreeMap;
 
 use protocol::{Config, PriceId};
 
@@ -30,8 +33,10 @@ pub async fn verify(
         since_ms,
         ..Query::default()
     };
+    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
     for record in store.records(&query, id).await? {
         summary.checked += 1;
+        *stored.entry(record.id.clone()).or_default() += 1;
         let reason = match record.signed_parts() {
             Err(error) => Some(format!("unreadable: {error}")),
             Ok(parts) => protocol::audit(
@@ -50,6 +55,10 @@ pub async fn verify(
                 reason,
             });
         }
+    }
+    for (id, times) in stored.into_iter().filter(|&(_, times)| times > 1) {
+        let reason = format!("stored {times} times: each price id must be stored at most once");
+        summary.failures.push(Failure { id, reason });
     }
     Ok(summary)
 }

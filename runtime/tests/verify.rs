@@ -144,3 +144,68 @@ async fn a_writer_that_finds_its_id_taken_audits_the_row() {
     runtime::driver::write(&store, &other, &config, "n", &metrics, &health).await;
     assert_eq!(metrics.stored_rows_failing_audit.get(), 1);
 }
+
+/// An auditor is given SELECT rights and nothing else, on a table whose primary key was dropped and
+/// which then took a second row under one id: `verify` must run with those rights alone (it
+/// applies no schema) and name the duplicated id itself, not trust the key that is gone.
+#[tokio::test]
+async fn an_auditor_with_select_rights_only_finds_duplicated_ids() {
+    let keys = keys();
+    let store = fresh_postgres("audit_ro").await;
+    let prices: Vec<_> = (0..2)
+        .map(|k| price(&keys, T0 + k * 60_000, 301_245_170_000 + k as u128, 3))
+        .collect();
+    for price in &prices {
+        store.insert(price, 3).await.unwrap();
+    }
+    let schema = schema("audit_ro");
+    let auditor = format!("auditor_{}", std::process::id());
+    let twice = prices[0].message.body.id.to_string();
+    let admin = common::connect(database_url().parse().unwrap()).await;
+    admin
+        .batch_execute(&format!(
+            "SET search_path TO {schema};
+             ALTER TABLE prices DROP CONSTRAINT prices_pkey;
+             DO $$ DECLARE columns text; BEGIN
+                 SELECT string_agg(quote_ident(column_name), ', ') INTO columns
+                     FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name = 'prices'
+                         AND is_generated = 'NEVER';
+                 EXECUTE format('INSERT INTO prices (%s) SELECT %s FROM prices WHERE id = %L',
+                     columns, columns, '{twice}');
+             END $$;
+             DROP ROLE IF EXISTS {auditor};
+             CREATE ROLE {auditor} LOGIN;
+             GRANT USAGE ON SCHEMA {schema} TO {auditor};
+             GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {auditor};"
+        ))
+        .await
+        .unwrap();
+
+    let dir = std::env::temp_dir().join(format!("audit-ro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let signer_file = dir.join("signers.txt");
+    let list: Vec<_> = keys.iter().map(Keypair::address).collect();
+    runtime::cli::write_signers(&signer_file, &list).unwrap();
+    let url =
+        format!("postgres://{auditor}@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
+        .args(["verify", "--network", "storetest", "--database-url", &url])
+        .arg("--signers")
+        .arg(&signer_file)
+        .output()
+        .unwrap();
+    admin
+        .batch_execute(&format!("DROP OWNED BY {auditor}; DROP ROLE {auditor};"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("3 rows checked"), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("FAILED {twice}: stored 2 times")),
+        "{stdout}{stderr}"
+    );
+    assert_eq!(stdout.matches("FAILED").count(), 1, "{stdout}");
+}

@@ -154,6 +154,16 @@ impl Store {
         Ok(Store::new(backend))
     }
 
+    /// Reads a database as it is, with no right but SELECT: no schema applied, nothing created,
+    /// the embedded database opened read-only. For auditors (`runtime verify`).
+    pub async fn read_only(postgres_url: Option<&str>, sqlite: &Path) -> Result<Store, StoreError> {
+        let backend = match postgres_url {
+            Some(url) => Backend::Postgres(Postgres::open(url, None).await?),
+            None => Backend::Sqlite(Sqlite::open_read_only(sqlite).await?),
+        };
+        Ok(Store::new(backend))
+    }
+
     /// Opens (creating if needed) an SQLite database file and applies its schema.
     pub async fn sqlite(path: &Path) -> Result<Store, StoreError> {
         Ok(Store::new(Backend::Sqlite(Sqlite::open(path).await?)))

@@ -30,11 +30,7 @@ pub struct Postgres {
 
 impl Postgres {
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<Postgres, StoreError> {
-        let postgres = Postgres {
-            url: url.to_owned(),
-            schema: schema.map(str::to_owned),
-            client: Mutex::new(None),
-        };
+        let postgres = Postgres::open(url, schema).await?;
         let client = postgres.client().await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
@@ -44,6 +40,17 @@ impl Postgres {
             .execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK])
             .await?;
         applied?;
+        Ok(postgres)
+    }
+
+    /// Connects and changes nothing: what SELECT rights alone allow (an auditor's).
+    pub async fn open(url: &str, schema: Option<&str>) -> Result<Postgres, StoreError> {
+        let postgres = Postgres {
+            url: url.to_owned(),
+            schema: schema.map(str::to_owned),
+            client: Mutex::new(None),
+        };
+        postgres.client().await?;
         Ok(postgres)
     }
 

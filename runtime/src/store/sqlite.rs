@@ -33,6 +33,19 @@ impl Sqlite {
         })
     }
 
+    /// Opens an existing database file read-only, changing nothing.
+    pub async fn open_read_only(path: &Path) -> Result<Sqlite, StoreError> {
+        let path = path.to_owned();
+        let connection = blocking(move || {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+            Ok(Connection::open_with_flags(path, flags)?)
+        })
+        .await?;
+        Ok(Sqlite {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
