@@ -30,6 +30,8 @@ pub struct Testbed {
     _relay: common::Proxy,
     pub tokio: tokio::runtime::Runtime,
     dir: PathBuf,
+    /// This run's own database on the test's PostgreSQL.
+    database: String,
 }
 
 impl Testbed {
@@ -119,6 +121,7 @@ impl Testbed {
             _relay: relay,
             tokio,
             dir,
+            database,
         }
     }
 
@@ -157,6 +160,22 @@ impl Testbed {
     /// Removes the keys and data folders; kept when a run failed, for a look.
     pub fn remove_files(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Testbed {
+    /// A passing run leaves no database behind; a failing one keeps it to be looked at.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database);
+        self.tokio.block_on(async {
+            let admin = common::connect(common::database_url().parse().unwrap()).await;
+            if let Err(error) = admin.batch_execute(&drop).await {
+                eprintln!("{drop}: {error}");
+            }
+        });
     }
 }
 
