@@ -2,6 +2,8 @@
 //! junk is dropped before any signature is checked, each (price id, signer) is verified once, and
 //! a message is accepted (so forwarded) only when every signature in it is valid.
 
+use std::sync::Arc;
+
 use crate::audit::{Flaw, fits};
 use crate::book::Phase;
 use crate::config::Signers;
@@ -12,7 +14,6 @@ use crate::node::{MAX_OPEN_MEMBERS, Node};
 use crate::price::PriceId;
 use crate::timers::Timer;
 use crate::wire::Message;
-use std::sync::Arc;
 
 /// A message that passed every check that needs no signature.
 struct Screened {

@@ -49,12 +49,7 @@ fn check_independently(price: &Value) {
 async fn consumers_read_prices_and_check_them_without_trusting_the_node() {
     let keys = keys();
     let store = Arc::new(fresh_postgres("read").await);
-    let prices: Vec<_> = (0..3)
-        .map(|k| price(&keys, T0 + k * 60_000, 301_245_170_000 + k as u128, 3))
-        .collect();
-    for price in &prices {
-        store.insert(price, 3).await.unwrap();
-    }
+    let prices = common::store_prices(&store, &keys, 3).await;
     let address = served(store).await;
 
     // The prices were observed months ago: stale for the server's default and a client's max_age.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{T0, config, database_url, fresh_postgres, keys, price, schema};
+use common::{T0, config, database_url, fresh_postgres, keys, schema};
 use protocol::Keypair;
 use runtime::verify::verify;
 
@@ -12,12 +12,7 @@ async fn tampered_rows_are_caught_and_named() {
     let keys = keys();
     let config = config(&keys);
     let store = fresh_postgres("verify").await;
-    let prices: Vec<_> = (0..4)
-        .map(|k| price(&keys, T0 + k * 60_000, 301_245_170_000 + k as u128, 3))
-        .collect();
-    for price in &prices {
-        store.insert(price, 3).await.unwrap();
-    }
+    let prices = common::store_prices(&store, &keys, 4).await;
     let clean = verify(&store, &config, 0, None).await.unwrap();
     assert_eq!((clean.checked, clean.failures.len()), (4, 0));
 
@@ -152,12 +147,7 @@ async fn a_writer_that_finds_its_id_taken_audits_the_row() {
 async fn an_auditor_with_select_rights_only_finds_duplicated_ids() {
     let keys = keys();
     let store = fresh_postgres("audit_ro").await;
-    let prices: Vec<_> = (0..2)
-        .map(|k| price(&keys, T0 + k * 60_000, 301_245_170_000 + k as u128, 3))
-        .collect();
-    for price in &prices {
-        store.insert(price, 3).await.unwrap();
-    }
+    let prices = common::store_prices(&store, &keys, 2).await;
     let schema = schema("audit_ro");
     let auditor = format!("auditor_{}", std::process::id());
     let twice = prices[0].message.body.id.to_string();

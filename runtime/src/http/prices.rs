@@ -130,18 +130,27 @@ fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     (status, json(error).1)
 }
 
+/// The stored rows `query` asks for, or the reply that says the database cannot be read.
+async fn records(
+    shared: &Shared,
+    query: &Query,
+    id: Option<protocol::PriceId>,
+) -> Result<Vec<Record>, Reply> {
+    shared.store.records(query, id).await.map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database: {e}"),
+        )
+    })
+}
+
 async fn read(
     shared: &Shared,
     query: Query,
     id: Option<protocol::PriceId>,
 ) -> Result<Vec<PriceJson>, Reply> {
-    let records = shared.store.records(&query, id).await.map_err(|e| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the database: {e}"),
-        )
-    })?;
-    records
+    records(shared, &query, id)
+        .await?
         .into_iter()
         .map(PriceJson::of)
         .collect::<Result<_, _>>()
@@ -365,14 +374,9 @@ pub(super) async fn aggregate_price(
         newest_first: true,
         ..Query::default()
     };
-    let records = match shared.store.records(&query, None).await {
+    let records = match records(&shared, &query, None).await {
         Ok(records) => records,
-        Err(e) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the database: {e}"),
-            );
-        }
+        Err(reply) => return reply,
     };
     let mut decimals = 0;
     let mut samples = Vec::new();

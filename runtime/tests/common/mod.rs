@@ -33,6 +33,17 @@ pub fn price(keys: &[Keypair], at: u64, units: u128, signers: usize) -> PriceRow
     }
 }
 
+/// `count` of [`price`]'s prices a minute apart from T0, stored with quorum 3.
+pub async fn store_prices(store: &Store, keys: &[Keypair], count: u64) -> Vec<PriceRow> {
+    let prices: Vec<_> = (0..count)
+        .map(|k| price(keys, T0 + k * 60_000, 301_245_170_000 + k as u128, 3))
+        .collect();
+    for price in &prices {
+        store.insert(price, 3).await.unwrap();
+    }
+    prices
+}
+
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
