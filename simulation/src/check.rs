@@ -7,7 +7,7 @@ use protocol::PriceId;
 use serde::Serialize;
 
 use crate::market::Market;
-use crate::scenario::{EPOCH_MS, Fault, PROMISED_QUORUM, Scenario};
+use crate::scenario::{EPOCH_MS, Fault, PROMISED_QUORUM, Scenario, Staged};
 use crate::world::World;
 
 /// The invariants a deliberately broken build must break, named once for the checker and for
@@ -108,6 +108,25 @@ pub struct Report {
     pub truth_bound_bps: u64,
     pub trace_hash: String,
     pub steps: u64,
+    /// Only for a staged fault (`crate::Staged`): how storage went on after it.
+    pub recovery: Option<Recovery>,
+}
+
+/// Storage after a staged fault, from the moment the writer died or the partition healed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Recovery {
+    pub from_s: f64,
+    /// Until the next row was stored.
+    pub first_store_ms: Option<u64>,
+    /// Prices from honest origins at quorum by then but not yet stored: the backlog.
+    pub backlog: usize,
+    /// Until the last of the backlog was stored.
+    pub backlog_stored_ms: Option<u64>,
+    /// Of the backlog, never stored.
+    pub backlog_lost: usize,
+    /// The longest any price took from quorum to storage, of those at quorum from the moment the
+    /// fault began (`Staged::AT_MS`) on: what the fault cost while it lasted, too.
+    pub slowest_storage_ms: u64,
 }
 
 /// The furthest `protocol::aggregate` over the prices stored within three price intervals (the
@@ -286,7 +305,8 @@ pub fn check(
             ),
             None => {}
         }
-        if scenario.faults.is_empty() && scenario.attacks.is_empty() {
+        if scenario.faults.is_empty() && scenario.attacks.is_empty() && scenario.network.loss == 0.0
+        {
             let limit = config.write_delay_ms + FAULTLESS_MARGIN_MS;
             if let Some(at) = stored_at(id)
                 && at - quorum_at > limit
@@ -325,6 +345,39 @@ pub fn check(
     for panic in &world.observer.panics {
         violate("no node panics", None, panic.clone());
     }
+
+    let recovery = staged_moment(scenario, world).map(|from| {
+        let first_store = world.database.rows.values().map(|rows| rows[0].inserted_at);
+        let backlog: Vec<Option<u64>> = world
+            .observer
+            .prices
+            .iter()
+            .filter(|(_, t)| {
+                !scenario.is_byzantine(t.origin) && t.quorum_at.is_some_and(|q| q <= from)
+            })
+            .map(|(id, _)| stored_at(id))
+            .filter(|at| at.is_none_or(|at| at > from))
+            .collect();
+        Recovery {
+            from_s: from as f64 / 1e3,
+            first_store_ms: first_store
+                .filter(|&at| at > from)
+                .min()
+                .map(|at| at - from),
+            backlog: backlog.len(),
+            backlog_stored_ms: backlog.iter().flatten().max().map(|at| at - from),
+            backlog_lost: backlog.iter().filter(|at| at.is_none()).count(),
+            slowest_storage_ms: world
+                .observer
+                .prices
+                .iter()
+                .filter_map(|(id, t)| Some((stored_at(id)?, t.quorum_at?)))
+                .filter(|&(_, quorum_at)| quorum_at >= Staged::AT_MS)
+                .map(|(stored_at, quorum_at)| stored_at.saturating_sub(quorum_at))
+                .max()
+                .unwrap_or(0),
+        }
+    });
 
     let fabric = &world.fabric;
     let stored = world.database.rows.len();
@@ -381,9 +434,18 @@ pub fn check(
         truth_bound_bps,
         trace_hash: format!("{:016x}", world.observer.trace_hash()),
         steps: world.observer.steps,
+        recovery,
         ..Report::default()
     };
     (report, violations)
+}
+
+/// When a staged fault's recovery is measured from: the writer's death, or the heal.
+fn staged_moment(scenario: &Scenario, world: &World) -> Option<u64> {
+    match scenario.params.fixed.staged? {
+        Staged::WriterCrash => world.writer_crashed_at,
+        _ => Some(Staged::AT_MS + Staged::PARTITION_MS),
+    }
 }
 
 /// Starts the peak measured by [`peak_memory_mb`] afresh (Linux; elsewhere it keeps the process's).
@@ -413,6 +475,20 @@ impl Report {
             .iter()
             .map(|(kind, n)| format!("{kind} {n}"))
             .collect();
+        let recovery = self.recovery.as_ref().map_or(String::new(), |r| {
+            let ms = |t: Option<u64>| t.map_or("never".to_owned(), |t| format!("{t} ms"));
+            format!(
+                "\nrecovery    from {from:.1} s: next row stored after {first}, the {backlog} \
+                 prices at quorum then stored after {cleared} ({lost} never); slowest quorum to \
+                 storage since the fault began {slowest} ms",
+                from = r.from_s,
+                first = ms(r.first_store_ms),
+                backlog = r.backlog,
+                cleared = ms(r.backlog_stored_ms),
+                lost = r.backlog_lost,
+                slowest = r.slowest_storage_ms,
+            )
+        });
         format!(
             "seed {seed} · {nodes} nodes · faults {faults} · {variant}\n\
              time        {sim:.0} s simulated in {wall:.2} s wall ({speed:.0}x), peak memory {mem} MB\n\
@@ -433,7 +509,7 @@ impl Report {
              the newest \
              stored price off by more than {dev} bps for at most {stale} ms in a row\n\
              invalid     {invalid}\n\
-             trace       {hash} over {steps} steps",
+             trace       {hash} over {steps} steps{recovery}",
             seed = self.seed,
             nodes = self.nodes,
             faults = self.faults,

@@ -337,6 +337,7 @@ pub fn at_database(shared: &Shared, now: u64, node: usize, incarnation: u64, cal
         && let Some(down_ms) = world.crash_next_writer.take()
     {
         world.kill_requests.push((node, down_ms));
+        world.writer_crashed_at = Some(now);
         return;
     }
     if let Some(event) = event {

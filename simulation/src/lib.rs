@@ -14,6 +14,7 @@ mod hashed;
 mod market;
 mod network;
 mod observe;
+pub mod results;
 pub mod scenario;
 mod world;
 
@@ -22,7 +23,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub use check::{Report, Violation};
-pub use scenario::{Params, Profile, Scenario, Variant};
+pub use scenario::{Fixed, Params, Profile, Scenario, Staged, Variant};
 
 use crate::agenda::Job;
 use crate::driver::Driver;

@@ -19,6 +19,8 @@ pub struct Params {
     pub duration_ms: u64,
     pub faults: Profile,
     pub variant: Variant,
+    /// What a measurement fixes instead of drawing it; `Fixed::default()` fixes nothing.
+    pub fixed: Fixed,
 }
 
 /// Which faults a run may draw.
@@ -124,6 +126,111 @@ fn name_of<'a, T: PartialEq>(table: &[(T, &'a str)], value: &T) -> &'a str {
 /// The names in a table, for messages.
 pub fn names<T>(table: &[(T, &str)]) -> String {
     table.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// Settings the results tables (`crate::results`) fix instead of drawing them from the seed. They
+/// are applied after every draw, so that the rest of the scenario is the seed's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fixed {
+    /// Message loss, per cent, on an otherwise healthy network.
+    pub loss_percent: Option<u32>,
+    /// Signatures a price needs before it is written.
+    pub quorum: Option<usize>,
+    /// Members that observe the price `LIE_BPS` off the truth together, and do nothing else amiss.
+    pub liars: Option<usize>,
+    /// One fault at a fixed moment, and no other.
+    pub staged: Option<Staged>,
+}
+
+/// The fixed liars' shared offset from the truth.
+pub const LIE_BPS: i64 = 300;
+
+/// A single fault at a fixed moment, for the recovery table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staged {
+    /// No fault: recovery measured from `AT_MS + PARTITION_MS` anyway, as the baseline.
+    Calm,
+    /// The writer dies at its first write from `AT_MS`, its row applied and the answer lost, and
+    /// stays down.
+    WriterCrash,
+    /// The writer is cut off from every peer's gossip from `AT_MS` for `PARTITION_MS`; its
+    /// database stays reachable.
+    WriterIsolated,
+    /// A random half of the network is cut off from the other half, as long.
+    Split,
+}
+
+impl Staged {
+    pub const ALL: [(Staged, &'static str); 4] = [
+        (Staged::Calm, "calm"),
+        (Staged::WriterCrash, "writer-crash"),
+        (Staged::WriterIsolated, "writer-isolated"),
+        (Staged::Split, "split"),
+    ];
+    /// 20 s into a writer's term (terms are 60 s): at a term's first moment, the writer the
+    /// fault aims at is the one just stepping down.
+    pub const AT_MS: u64 = 5 * 60_000 + 20_000;
+    pub const PARTITION_MS: u64 = 2 * 60_000;
+
+    pub fn parse(name: &str) -> Option<Staged> {
+        by_name(&Staged::ALL, name)
+    }
+
+    /// The fault's schedule; `side` is half the network, drawn from the seed.
+    fn schedule(self, duration_ms: u64, side: BTreeSet<usize>) -> Vec<(u64, Fault)> {
+        let (at, heal) = (Staged::AT_MS, Staged::AT_MS + Staged::PARTITION_MS);
+        let partition = |isolate_writer| Fault::Partition {
+            side,
+            one_way: false,
+            isolate_writer,
+        };
+        match self {
+            Staged::Calm => Vec::new(),
+            Staged::WriterCrash => vec![(
+                at,
+                Fault::CrashNextWriter {
+                    down_ms: duration_ms,
+                },
+            )],
+            Staged::WriterIsolated => vec![(at, partition(true)), (heal, Fault::Heal)],
+            Staged::Split => vec![(at, partition(false)), (heal, Fault::Heal)],
+        }
+    }
+}
+
+impl fmt::Display for Staged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(name_of(&Staged::ALL, self))
+    }
+}
+
+impl Params {
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut command = format!(
+            "cargo test -p simulation -- --seed {} --nodes {} --duration {}s --faults {}",
+            self.seed,
+            self.nodes,
+            self.duration_ms / 1_000,
+            self.faults
+        );
+        if self.variant != Variant::Correct {
+            command += &format!(" --variant {}", self.variant);
+        }
+        let fixed = self.fixed;
+        let flags = [
+            ("--loss", fixed.loss_percent.map(|p| p.to_string())),
+            ("--quorum", fixed.quorum.map(|q| q.to_string())),
+            ("--liars", fixed.liars.map(|k| k.to_string())),
+            ("--stage", fixed.staged.map(|s| s.to_string())),
+        ];
+        for (flag, value) in flags {
+            if let Some(value) = value {
+                command += &format!(" {flag} {value}");
+            }
+        }
+        command
+    }
 }
 
 /// What a Byzantine member does besides running the protocol.
@@ -405,7 +512,7 @@ impl Scenario {
             })
             .max()
             .unwrap_or(0);
-        Scenario {
+        let mut scenario = Scenario {
             params,
             config,
             keys,
@@ -417,6 +524,33 @@ impl Scenario {
             attacks,
             faults: schedule,
             calm_from_ms,
+        };
+        scenario.fix(&mut dice);
+        scenario
+    }
+
+    /// Applies what `params.fixed` sets, over what the seed drew.
+    fn fix(&mut self, dice: &mut Dice) {
+        let fixed = self.params.fixed;
+        let n = self.params.nodes;
+        if let Some(percent) = fixed.loss_percent {
+            self.network.loss = f64::from(percent) / 100.0;
+        }
+        if let Some(quorum) = fixed.quorum {
+            self.config.quorum = quorum;
+        }
+        if let Some(liars) = fixed.liars {
+            self.attacks = (0..liars.min(n))
+                .map(|k| (k * n / liars, vec![Attack::Lie(LIE_BPS)]))
+                .collect();
+        }
+        if let Some(staged) = fixed.staged {
+            let side = (0..n).filter(|_| dice.chance(0.5)).collect();
+            self.faults = staged.schedule(self.params.duration_ms, side);
+            self.calm_from_ms = match staged {
+                Staged::WriterCrash => Staged::AT_MS,
+                _ => Staged::AT_MS + Staged::PARTITION_MS,
+            };
         }
     }
 

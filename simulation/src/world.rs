@@ -25,6 +25,8 @@ pub struct World {
     pub incarnations: Vec<u64>,
     /// Armed by a fault: the next node to write dies after the database applied it.
     pub crash_next_writer: Option<u64>,
+    /// When a writer armed to crash died.
+    pub writer_crashed_at: Option<u64>,
     /// (node, down for): nodes that must die now.
     pub kill_requests: Vec<(usize, u64)>,
     /// Each node's wall clock minus true time: its skew, plus the steps it took.
@@ -55,6 +57,7 @@ impl Shared {
             local: vec![Vec::new(); n],
             incarnations: vec![0; n],
             crash_next_writer: None,
+            writer_crashed_at: None,
             kill_requests: Vec::new(),
             wall_offsets: scenario.skew_ms.clone(),
         };

@@ -17,10 +17,11 @@ fn main() {
 }
 
 mod cli {
-    use simulation::{Params, Profile, Variant};
+    use simulation::{Fixed, Params, Profile, Staged, Variant};
 
     pub const USAGE: &str = "usage: cargo test -p simulation -- [--seed N] [--runs N] [--nodes N] \
-[--duration 30m] [--faults PROFILE] [--variant NAME] [--report FILE] | --for 1h
+[--duration 30m] [--faults PROFILE] [--variant NAME] [--report FILE]
+       [--loss P] [--quorum Q] [--liars K] [--stage FAULT] | --for 1h | --results FILE
   --seed N         replay this seed (with --runs: the first of N consecutive seeds)
   --runs N         run N seeds (without --seed they start from the clock)
   --nodes N        nodes per run (default 100)
@@ -30,14 +31,24 @@ mod cli {
                    signs-without-verifying; the run passes only when it is caught
                    breaking the invariant that build must break
   --report FILE    also write the reports as JSON
+  --loss P         fix message loss at P per cent
+  --quorum Q       fix the signatures a price needs at Q
+  --liars K        fix K colluding members lying by the same offset, and no other attacker
+  --stage FAULT    one fault at 320 s instead of the drawn ones: writer-crash,
+                   writer-isolated, split (2 minutes), or calm (none, for comparison)
   --for D          soak: fresh seeds at 20-200 nodes, every profile, on every core,
                    until one fails or D (like 90s, 30m, 1h) has passed
+  --results FILE   run the seeded measurements and write the results section to FILE
+                   (relative to simulation/, where cargo runs the tests: RESULTS.md)
   no arguments     the CI sweep";
 
     pub enum Command {
         Sweep,
         Soak {
             for_ms: u64,
+        },
+        Results {
+            path: String,
         },
         Runs {
             params: Params,
@@ -55,6 +66,8 @@ mod cli {
         let mut variant = Variant::Correct;
         let mut report = None;
         let mut soak = None;
+        let mut results = None;
+        let mut fixed = Fixed::default();
         let mut given = 0;
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -88,11 +101,34 @@ mod cli {
                 }
                 "--report" => report = Some(value()?.clone()),
                 "--for" => soak = Some(duration(value()?)?),
+                "--results" => results = Some(value()?.clone()),
+                "--loss" => {
+                    let percent = number(value()?)?;
+                    if percent > 100 {
+                        return Err(format!("--loss {percent}: give a percentage, 0 to 100"));
+                    }
+                    fixed.loss_percent = Some(percent as u32);
+                }
+                "--quorum" => fixed.quorum = Some(number(value()?)?.max(1) as usize),
+                "--liars" => fixed.liars = Some(number(value()?)? as usize),
+                "--stage" => {
+                    let name = value()?;
+                    fixed.staged = Some(Staged::parse(name).ok_or(format!(
+                        "unknown fault to stage {name:?}: use one of {}",
+                        simulation::scenario::names(&Staged::ALL)
+                    ))?);
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
         if given == 0 {
             return Ok(Command::Sweep);
+        }
+        if let Some(path) = results {
+            if given > 1 {
+                return Err("--results fixes its own runs: give it alone".into());
+            }
+            return Ok(Command::Results { path });
         }
         if let Some(for_ms) = soak {
             if given > 1 {
@@ -115,6 +151,7 @@ mod cli {
                 duration_ms,
                 faults,
                 variant,
+                fixed,
             },
             runs: runs.unwrap_or(1),
             report,
@@ -142,21 +179,6 @@ mod cli {
             return Err(format!("{text:?}: simulate at least a minute"));
         }
         Ok(ms)
-    }
-
-    /// The command that replays this run.
-    pub fn replay(p: &Params) -> String {
-        let variant = match p.variant {
-            Variant::Correct => String::new(),
-            v => format!(" --variant {v}"),
-        };
-        format!(
-            "cargo test -p simulation -- --seed {} --nodes {} --duration {}s --faults {}{variant}",
-            p.seed,
-            p.nodes,
-            p.duration_ms / 1_000,
-            p.faults
-        )
     }
 
     /// Runs and prints; true when every invariant held or, for a broken variant, when it was
@@ -200,7 +222,7 @@ mod cli {
             }
         }
         if !passed {
-            eprintln!("  replay: {}\n", replay(&params));
+            eprintln!("  replay: {}\n", params.replay_command());
         }
         let hash = outcome.report.trace_hash.clone();
         reports.push(outcome.report);
@@ -211,6 +233,19 @@ mod cli {
         match command {
             Command::Sweep => sweep(),
             Command::Soak { for_ms } => soak(for_ms),
+            Command::Results { path } => match simulation::results::generate() {
+                Ok(markdown) => match std::fs::write(&path, markdown) {
+                    Ok(()) => {
+                        println!("results written to {path}");
+                        0
+                    }
+                    Err(error) => {
+                        eprintln!("could not write the results to {path}: {error}");
+                        1
+                    }
+                },
+                Err(failed) => report_failures(&failed),
+            },
             Command::Runs {
                 params,
                 runs,
@@ -256,6 +291,7 @@ mod cli {
             duration_ms: 30 * 60_000,
             faults: PROFILES[(seed / 181 % PROFILES.len() as u64) as usize],
             variant: Variant::Correct,
+            fixed: Fixed::default(),
         }
     }
 
@@ -296,7 +332,7 @@ mod cli {
                         results.0.extend(reports);
                         if !passed {
                             failures.fetch_add(1, Ordering::SeqCst);
-                            results.1.push(replay(&params));
+                            results.1.push(params.replay_command());
                         }
                     }
                 });
@@ -371,9 +407,10 @@ mod cli {
                 duration_ms: 30 * minutes,
                 faults: Profile::None,
                 variant,
+                fixed: Fixed::default(),
             };
             if !run_one(params.clone(), &mut reports).0 {
-                failed.push(replay(&params));
+                failed.push(params.replay_command());
             }
         }
 
@@ -384,15 +421,16 @@ mod cli {
             duration_ms: 20 * minutes,
             faults: Profile::All,
             variant: Variant::Correct,
+            fixed: Fixed::default(),
         };
         let (a, first) = run_one(twice.clone(), &mut reports);
         let (b, second) = run_one(twice.clone(), &mut reports);
         if !(a && b) {
-            failed.push(replay(&twice));
+            failed.push(twice.replay_command());
         }
         if first != second {
             eprintln!("FAILED: seed 42 ran twice gave traces {first} and {second}");
-            failed.push(replay(&twice));
+            failed.push(twice.replay_command());
         }
 
         // On every core: one large network first (it takes longest), the small networks and the
@@ -404,6 +442,7 @@ mod cli {
             duration_ms: LARGE_MINUTES * minutes,
             faults: Profile::All,
             variant: Variant::Correct,
+            fixed: Fixed::default(),
         };
         let small = (1..=140u64).map(|seed| Params {
             seed,
@@ -411,6 +450,7 @@ mod cli {
             duration_ms: 30 * minutes,
             faults: PROFILES[seed as usize % PROFILES.len()],
             variant: Variant::Correct,
+            fixed: Fixed::default(),
         });
         let regressions = REGRESSION_SEEDS
             .iter()
@@ -420,6 +460,7 @@ mod cli {
                 duration_ms: 30 * minutes,
                 faults: Profile::parse(faults).expect("a profile"),
                 variant: Variant::Correct,
+                fixed: Fixed::default(),
             });
         let mut fixed: Vec<Params> = std::iter::once(large)
             .chain(small)
