@@ -140,6 +140,16 @@ impl Book {
         }
     }
 
+    /// Prices waiting for this node's fresh observation.
+    pub fn awaiting_reference(&self) -> &BTreeSet<PriceId> {
+        &self.awaiting_reference
+    }
+
+    /// Ids known stored.
+    pub fn stored_ids(&self) -> &BTreeSet<PriceId> {
+        &self.stored
+    }
+
     pub fn await_reference(&mut self, id: PriceId) {
         self.awaiting_reference.insert(id);
     }

@@ -35,6 +35,11 @@ impl Committee {
         }
     }
 
+    /// The members, in ring order.
+    pub fn members(&self) -> impl Iterator<Item = Address> + '_ {
+        self.ring.iter().map(|&(_, member)| member)
+    }
+
     pub fn len(&self) -> usize {
         self.ring.len()
     }

@@ -59,7 +59,7 @@ pub enum WriteOutcome {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Ask every price source; answer with [`Event::PricesFetched`].
     FetchPrices,
@@ -109,7 +109,7 @@ pub enum Verdict {
 }
 
 /// A row for the prices table, to be written: a message with at least quorum valid signatures.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PriceRow {
     pub message: Message,
     /// Who minted the price (its first signer).
@@ -125,7 +125,7 @@ impl PriceRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Report {
     Observed {
         price: Price,
@@ -180,6 +180,41 @@ pub enum Report {
         id: PriceId,
         reached_quorum: bool,
     },
+}
+
+impl Action {
+    /// The price this action is about, if one (a verdict names the copy it answers, not a price).
+    pub fn price_id(&self) -> Option<PriceId> {
+        match self {
+            Action::Sign { id, .. } | Action::Broadcast { id, .. } => Some(*id),
+            Action::Write(row) => Some(row.message.body.id),
+            Action::Report(report) => report.price_id(),
+            Action::FetchPrices
+            | Action::Verdict { .. }
+            | Action::Heartbeat
+            | Action::ReadDatabase { .. } => None,
+        }
+    }
+}
+
+impl Report {
+    /// The price this report is about, if one.
+    pub fn price_id(&self) -> Option<PriceId> {
+        match *self {
+            Report::Published { id, .. }
+            | Report::CoSigned { id, .. }
+            | Report::Refused { id, .. }
+            | Report::QuorumReached { id, .. }
+            | Report::Stored { id, .. }
+            | Report::OwnSignatureFault { id }
+            | Report::Expired { id, .. } => Some(id),
+            Report::Observed { .. }
+            | Report::SourcesInsufficient { .. }
+            | Report::WaitingForPeers { .. }
+            | Report::PeersEnough { .. }
+            | Report::WriterChanged { .. } => None,
+        }
+    }
 }
 
 /// Why this node did not co-sign a price it was asked to.

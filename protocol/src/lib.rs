@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod audit;
 mod book;
 pub mod clock;
+mod codec;
 mod committee;
 pub mod config;
 pub mod crypto;
@@ -19,10 +20,12 @@ pub mod gossip;
 #[cfg(feature = "arbitrary")]
 pub mod hostile;
 pub mod io;
+pub mod journal;
 pub mod metrics;
 mod node;
 pub mod price;
 mod receive;
+mod snapshot;
 pub mod testing;
 pub mod timers;
 pub mod wire;
@@ -40,5 +43,6 @@ pub use io::{
 pub use metrics::{Counters, Ignored, Misbehaviour};
 pub use node::{Footprint, Node};
 pub use price::{Feed, Price, PriceBody, PriceId};
+pub use snapshot::RestoreError;
 pub use timers::Timer;
 pub use wire::{DecodeError, MAX_MESSAGE_LEN, MAX_SIGNATURES, Message, message_id};

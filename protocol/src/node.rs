@@ -44,30 +44,30 @@ pub struct Node {
     pub(crate) me: Address,
     pub(crate) check: Arc<dyn SignatureCheck>,
     pub(crate) now: u64,
-    actions: VecDeque<Action>,
+    pub(crate) actions: VecDeque<Action>,
     pub(crate) timers: Timers,
     pub(crate) book: Book,
     /// The allowlist's ring, shared; in an open network, this node's own, growing.
     pub(crate) committee: Arc<Committee>,
     /// This node's latest observation and when it was made.
-    reference: Option<(Price, u64)>,
+    pub(crate) reference: Option<(Price, u64)>,
     /// The price of this node's latest publication, against which a move is measured.
-    last_published: Option<Price>,
-    fetch_in_flight: bool,
-    publish_pending: bool,
-    sequence: u16,
-    peers: usize,
+    pub(crate) last_published: Option<Price>,
+    pub(crate) fetch_in_flight: bool,
+    pub(crate) publish_pending: bool,
+    pub(crate) sequence: u16,
+    pub(crate) peers: usize,
     /// This node's place in the writers' order (0 writes, then the backups) and until when it
     /// holds it, unless a database read says otherwise first.
-    lease: Option<Lease>,
+    pub(crate) lease: Option<Lease>,
     pub(crate) counters: Counters,
 }
 
 /// A place in the order of writers, held until a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Lease {
-    rank: usize,
-    until: u64,
+pub(crate) struct Lease {
+    pub rank: usize,
+    pub until: u64,
 }
 
 impl Node {
@@ -170,6 +170,11 @@ impl Node {
 
     pub fn network_id(&self) -> [u8; 32] {
         self.network_id
+    }
+
+    /// The latest time the node was fed.
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     pub fn config(&self) -> &Config {

@@ -234,7 +234,7 @@ impl fmt::Debug for PriceId {
 
 /// Everything a signature covers besides the network id. The same body signed by several nodes
 /// carries the same digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PriceBody {
     pub id: PriceId,
     pub feed: Feed,

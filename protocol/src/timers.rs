@@ -57,6 +57,11 @@ impl Timers {
         Some(timer)
     }
 
+    /// Every timer set and its deadline, in the order of the timers.
+    pub fn all(&self) -> impl Iterator<Item = (Timer, u64)> + '_ {
+        self.deadline.iter().map(|(&timer, &at)| (timer, at))
+    }
+
     pub fn len(&self) -> usize {
         self.queue.len()
     }

@@ -35,7 +35,7 @@ pub fn message_id(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// A signed price as it travels: the body, the network it belongs to and its signatures by signer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Message {
     pub network_id: [u8; 32],
     pub body: PriceBody,

@@ -16,6 +16,9 @@ pub struct Cluster {
     /// Inserts refused because the id was already stored.
     pub duplicate_inserts: usize,
     pub trace: Vec<String>,
+    /// Each node's flight recording (`protocol::journal`).
+    pub tapes: Vec<journal::Tape>,
+    starts: Vec<journal::Start>,
     beats: BTreeMap<Address, u64>,
     seen: Vec<BTreeSet<[u8; 32]>>,
     inbox: VecDeque<(usize, Event)>,
@@ -30,7 +33,19 @@ impl Cluster {
             .enumerate()
             .map(|(i, k)| Node::new(config.clone(), k.address(), i as u64, start).unwrap())
             .collect();
+        let starts: Vec<journal::Start> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| journal::Start {
+                config: config.clone(),
+                me: k.address(),
+                seed: i as u64,
+                started_at: start,
+            })
+            .collect();
         let mut cluster = Cluster {
+            tapes: starts.iter().cloned().map(journal::Tape::new).collect(),
+            starts,
             seen: vec![BTreeSet::new(); nodes.len()],
             nodes,
             keys,
@@ -51,14 +66,24 @@ impl Cluster {
         cluster
     }
 
+    /// Ends node `i`'s recording and begins a new one from a snapshot of the node as it is now,
+    /// as the runtime's recorder does when its file is full; returns the one that ended.
+    pub fn rotate_tape(&mut self, i: usize) -> journal::Tape {
+        let resumed = journal::Tape::resume(self.starts[i].clone(), &self.nodes[i]);
+        std::mem::replace(&mut self.tapes[i], resumed)
+    }
+
     /// Runs every event and timer up to `until`.
     pub fn run_until(&mut self, until: u64) {
         loop {
             if let Some((i, event)) = self.inbox.pop_front() {
+                self.tapes[i].handled(self.now, &event);
                 self.nodes[i].handle(self.now, event);
                 while let Some(action) = self.nodes[i].poll_action() {
+                    self.tapes[i].acted(&action);
                     self.execute(i, action);
                 }
+                self.tapes[i].drained();
                 continue;
             }
             let next = (0..self.nodes.len())
