@@ -45,6 +45,9 @@ pub enum Command {
     /// Checks stored prices against the signer list and the network id, without trusting the
     /// nodes that wrote them. Exits non-zero if any row fails.
     Verify(VerifyArgs),
+    /// Replays a node's flight recording (<data-dir>/recordings/<name>.journal) on a fresh node
+    /// and checks that it acts exactly as recorded; exits non-zero at the first divergence.
+    Replay(ReplayArgs),
     /// Writes a node's key file (if it does not exist yet) and prints its address, for the
     /// signer list.
     Keygen {
@@ -94,6 +97,44 @@ pub struct VerifyArgs {
     /// Only this price id.
     #[arg(long, value_parser = parse_price_id)]
     pub id: Option<protocol::PriceId>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The recording: <name>.journal, or the <name>.journal.old it rotated out.
+    pub file: PathBuf,
+    /// Print this price's story at the node: every event and action about it, with times.
+    #[arg(long, value_parser = parse_price_id)]
+    pub id: Option<protocol::PriceId>,
+    /// Stop at this moment (by the node's clock): RFC 3339 or unix ms.
+    #[arg(long, value_parser = parse_moment)]
+    pub until: Option<u64>,
+}
+
+/// A size in bytes: a number with an optional unit, B, KiB, MiB or GiB ("64MiB").
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?}: use a number of bytes with B, KiB, MiB or GiB, like 64MiB"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| {
+            format!("{text:?}: use a number of bytes with B, KiB, MiB or GiB, like 64MiB")
+        })
 }
 
 /// A moment as RFC 3339 or unix milliseconds.
@@ -175,6 +216,10 @@ pub struct NodeArgs {
     pub source_timeout: Duration,
     #[command(flatten)]
     pub source_urls: SourceUrls,
+    /// Bytes the flight recorder may keep in <data-dir>/recordings (everything the node is fed,
+    /// for `runtime replay`); 0 turns it off.
+    #[arg(long, env = "ORACLE_RECORDING_LIMIT", default_value = "64MiB", value_parser = parse_size)]
+    pub recording_limit: u64,
     #[command(flatten)]
     pub timing: Timing,
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,12 +14,14 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use protocol::{
     Action, Clock, Config, ConfigError, Event, Keypair, MessageRef, Node, Report, WriteOutcome,
+    journal,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::http::{self, Health, Metrics, SourceLabel};
 use crate::network::{self, Behaviour, BehaviourEvent, NetworkError};
+use crate::recorder::Recorder;
 use crate::sources::Sources;
 use crate::store::Store;
 use crate::verify;
@@ -37,6 +40,8 @@ pub struct Settings {
     pub listen: Vec<Multiaddr>,
     pub bootstrap: Vec<Multiaddr>,
     pub sources: Sources,
+    /// Where the flight recorder keeps its files and how many bytes they may hold; `None`: off.
+    pub recording: Option<(PathBuf, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,11 @@ pub enum DriverError {
     Network(#[from] NetworkError),
     #[error("cannot serve /health and /metrics: {0}")]
     Http(#[from] std::io::Error),
+    #[error(
+        "cannot record in {0}: {1} (make the folder writable, or turn the flight recorder off \
+         with --recording-limit 0)"
+    )]
+    Recording(PathBuf, std::io::Error),
 }
 
 /// The wall clock: unix time in milliseconds. The node is fed [`protocol::Clock`]'s time, which
@@ -79,12 +89,22 @@ pub async fn run(
     let _ = getrandom::fill(&mut seed);
     let started = Instant::now();
     let clock = Clock::new(now_ms(), 0);
-    let node = Node::new(
-        settings.config.clone(),
-        settings.key.address(),
-        u64::from_le_bytes(seed),
-        clock.now(0),
-    )?;
+    let start = journal::Start {
+        config: settings.config.clone(),
+        me: settings.key.address(),
+        seed: u64::from_le_bytes(seed),
+        started_at: clock.now(0),
+    };
+    let node = Node::new(start.config.clone(), start.me, start.seed, start.started_at)?;
+    let recorder = match &settings.recording {
+        Some((dir, limit)) if *limit > 0 => {
+            let recorder = Recorder::create(dir, &settings.name, *limit, start)
+                .map_err(|e| DriverError::Recording(dir.clone(), e))?;
+            tracing::info!(name = %settings.name, file = %recorder.path().display(), "flight recorder on");
+            Some(recorder)
+        }
+        _ => None,
+    };
     let metrics = Metrics::default();
     let health = metrics.health.clone();
     if let Ok(mut health) = health.lock() {
@@ -110,6 +130,7 @@ pub async fn run(
     let (events, inbox) = mpsc::unbounded_channel();
     let mut driver = Driver {
         node,
+        recorder,
         clock,
         started,
         shown_offset_ms: 0,
@@ -165,6 +186,8 @@ async fn probe_sources(sources: Sources, min_sources: usize, health: Arc<Mutex<H
 /// and each goes through `Node::drive`, the loop the simulation runs too.
 struct Driver {
     node: Node,
+    /// Records everything the node is fed, unless turned off or failed.
+    recorder: Option<Recorder>,
     /// The node's time: monotonic since `started`, following the wall clock deliberately.
     clock: Clock,
     started: Instant,
@@ -218,6 +241,12 @@ impl Driver {
             }
         }
         tracing::info!(name = %self.io.settings.name, writes = self.io.writes.len(), "stopping");
+        if let Some(recorder) = &mut self.recorder
+            && let Err(error) = recorder.finish()
+        {
+            let file = recorder.path().display().to_string();
+            tracing::error!(name = %self.io.settings.name, %file, %error, "the flight recorder could not finish");
+        }
         let drained = tokio::time::timeout(DRAIN_WRITES_FOR, async {
             while self.io.writes.join_next().await.is_some() {}
         });
@@ -266,7 +295,16 @@ impl Driver {
     /// Feeds one event to the node through the loop both drivers share.
     fn feed(&mut self, event: Event) {
         let now = self.now();
-        self.node.drive(now, event, &mut self.io);
+        match &mut self.recorder {
+            Some(recorder) => {
+                if let Err(error) = recorder.drive(&mut self.node, now, event, &mut self.io) {
+                    let file = recorder.path().display().to_string();
+                    tracing::error!(name = %self.io.settings.name, %file, %error, "the flight recorder failed and stopped; the node goes on");
+                    self.recorder = None;
+                }
+            }
+            None => self.node.drive(now, event, &mut self.io),
+        }
         if let Ok(mut counters) = self.io.metrics.node.lock() {
             counters.clone_from(self.node.counters());
         }

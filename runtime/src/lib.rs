@@ -7,6 +7,8 @@ pub mod driver;
 pub mod http;
 pub mod key;
 pub mod network;
+pub mod recorder;
+pub mod replay;
 pub mod sources;
 pub mod store;
 pub mod verify;

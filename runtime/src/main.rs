@@ -35,6 +35,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Node(args)) => node(*args).await,
         Some(Command::Verify(args)) => verify(args).await,
+        Some(Command::Replay(args)) => runtime::replay::run(&args).map_err(Into::into),
         Some(Command::Keygen { name, data_dir }) => keygen(&name, &data_dir),
         None => devnet(cli.nodes, &cli.devnet_dir, &cli.source_urls).await,
     };
@@ -101,6 +102,7 @@ async fn node(args: NodeArgs) -> Result<(), Error> {
         config,
         listen: args.listen.clone(),
         bootstrap: args.bootstrap.clone(),
+        recording: Some((args.data_dir.join("recordings"), args.recording_limit)),
     };
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(stop_signal(stop));
@@ -126,6 +128,9 @@ async fn postgres_once_reachable(url: &str) -> Result<Store, Error> {
         }
     }
 }
+
+/// What each local network node's flight recorder may keep.
+const DEVNET_RECORDING_LIMIT: u64 = 16 << 20;
 
 /// `nodes` nodes on loopback sharing an embedded database under `dir`, with live price sources.
 async fn devnet(nodes: usize, dir: &Path, source_urls: &SourceUrls) -> Result<(), Error> {
@@ -171,6 +176,7 @@ async fn devnet(nodes: usize, dir: &Path, source_urls: &SourceUrls) -> Result<()
             config,
             listen: vec![address(ports[i])],
             bootstrap: ports[..i].iter().map(|&p| address(p)).collect(),
+            recording: Some((dir.join("recordings"), DEVNET_RECORDING_LIMIT)),
         };
         let store = Arc::new(Store::sqlite(&database).await?);
         let stop = stopped(stop_rx.clone());

@@ -17,6 +17,9 @@ use runtime::driver;
 use runtime::store::Store;
 use tokio::sync::oneshot;
 
+/// Bytes node 3's flight recorder may keep: a few seconds' worth.
+const ROTATING_LIMIT: u64 = 8 << 10;
+
 fn keys() -> Vec<Keypair> {
     (0x41..=0x44).map(protocol::testing::key).collect()
 }
@@ -39,6 +42,8 @@ struct Cluster {
     http: std::net::SocketAddr,
     /// Node 0's libp2p address.
     entry: libp2p::Multiaddr,
+    /// Where the nodes' flight recorders write.
+    recordings: std::path::PathBuf,
 }
 
 impl Cluster {
@@ -62,10 +67,16 @@ impl Cluster {
             proxy,
             http: ([127, 0, 0, 1], free_port()).into(),
             entry: loopback(ports[0]),
+            recordings: std::env::temp_dir().join(format!("cluster-{}", std::process::id())),
         };
+        let _ = std::fs::remove_dir_all(&cluster.recordings);
         for (i, key) in keys.iter().enumerate() {
             let http = (i == 0).then_some(cluster.http);
-            let settings = loopback_node(i, key, config, &ports, &base, http);
+            let mut settings = loopback_node(i, key, config, &ports, &base, http);
+            // Node 3's recorder is so small that it rotates many times, each new file beginning
+            // from a snapshot of the node.
+            let limit = if i == 3 { ROTATING_LIMIT } else { 64 << 20 };
+            settings.recording = Some((cluster.recordings.clone(), limit));
             // Each node has its own connection, as on separate machines.
             let store = Store::postgres(&via_proxy, Some(&schema)).await.unwrap();
             let (stop, node) = spawn_node(settings, store);
@@ -242,7 +253,107 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
     for node in 1..4 {
         cluster.stop(node).await;
     }
+
+    // Every node recorded everything it was fed, and replays to exactly the actions it took.
+    for node in 0..4 {
+        let mut files = vec![cluster.recordings.join(format!("node-{node}.journal"))];
+        if node == 3 {
+            files.push(cluster.recordings.join("node-3.journal.old"));
+        }
+        for file in files {
+            let args = runtime::cli::ReplayArgs {
+                file: file.clone(),
+                id: None,
+                until: None,
+            };
+            let mut said = Vec::new();
+            let replayed = runtime::replay::replay(&args, &mut |line| said.push(line))
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert!(replayed.checks > 0, "{}: {replayed:?}", file.display());
+            let from_snapshot = said.iter().any(|l| l.contains("from a snapshot"));
+            assert_eq!(from_snapshot, node == 3, "{}: {said:?}", file.display());
+        }
+    }
+    let rotated = std::fs::metadata(cluster.recordings.join("node-3.journal.old")).unwrap();
+    assert!(
+        rotated.len() <= ROTATING_LIMIT / 2 + MAX_RECORD,
+        "{rotated:?}"
+    );
+    replay_as_an_operator_would(&cluster.recordings, &cluster.rows().await);
+    let _ = std::fs::remove_dir_all(&cluster.recordings);
 }
+
+/// `runtime replay` on node 1's recording: a price's story, a stop at a moment, an altered event
+/// caught, and a copy cut off mid-write read up to its last whole record.
+fn replay_as_an_operator_would(dir: &std::path::Path, rows: &[Stored]) {
+    use protocol::journal::{self, Record};
+    let replay = |file: &std::path::Path, flags: &[String]| {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
+            .arg("replay")
+            .arg(file)
+            .args(flags)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&run.stdout).to_string()
+            + &String::from_utf8_lossy(&run.stderr);
+        (run.status.success(), said)
+    };
+    let file = dir.join("node-1.journal");
+    let id = rows
+        .iter()
+        .find(|r| r.origin == keys()[2].address())
+        .unwrap()
+        .id;
+    let (ok, said) = replay(&file, &["--id".into(), id.to_string()]);
+    assert!(ok, "{said}");
+    for step in ["received a copy signed by", "CoSigned", "checks matched"] {
+        assert!(said.contains(step), "{step} in {said}");
+    }
+    let bytes = std::fs::read(&file).unwrap();
+    let records: Vec<Record> = journal::records(&bytes)
+        .unwrap()
+        .map(|r| r.unwrap().1)
+        .collect();
+    let tenth = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Fed { now, .. } => Some(*now),
+            _ => None,
+        })
+        .nth(10)
+        .unwrap();
+    let (ok, said) = replay(&file, &["--until".into(), tenth.to_string()]);
+    assert!(ok && said.contains("stopped at --until"), "{said}");
+
+    // One price the sources answered, one unit higher: the replay signs other bytes.
+    let mut altered = records.clone();
+    let answered = altered.iter_mut().find_map(|r| match r {
+        Record::Fed {
+            event: protocol::Event::PricesFetched { answered },
+            ..
+        } if !answered.is_empty() => Some(answered),
+        _ => None,
+    });
+    let answered = answered.expect("the node observed");
+    answered[0] = protocol::Price(answered[0].0 + 1);
+    let mut tampered = journal::MAGIC.to_vec();
+    altered.iter().for_each(|r| r.encode(&mut tampered));
+    let tampered_file = dir.join("tampered.journal");
+    std::fs::write(&tampered_file, &tampered).unwrap();
+    let (ok, said) = replay(&tampered_file, &[]);
+    assert!(
+        !ok && said.contains("diverged from the recording between event"),
+        "{said}"
+    );
+
+    let cut_file = dir.join("cut.journal");
+    std::fs::write(&cut_file, &bytes[..bytes.len() - 3]).unwrap();
+    let (ok, said) = replay(&cut_file, &[]);
+    assert!(ok && said.contains("cut off mid-write"), "{said}");
+}
+
+/// More than one record of a node holds (a gossip message and its framing).
+const MAX_RECORD: u64 = 8 << 10;
 
 /// A libp2p peer that joins through `entry` and publishes junk on the oracle's topic until aborted.
 async fn spam(entry: &libp2p::Multiaddr, config: &Config) -> tokio::task::JoinHandle<()> {

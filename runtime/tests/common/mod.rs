@@ -298,6 +298,7 @@ pub fn loopback_node(
         bootstrap: ports[..i.min(1)].iter().map(|&p| loopback(p)).collect(),
         sources: Sources::new(sources, std::time::Duration::from_secs(2), config.decimals)
             .with_retries(1),
+        recording: None,
     }
 }
 
