@@ -108,6 +108,8 @@ pub struct Report {
     pub truth_bound_bps: u64,
     pub trace_hash: String,
     pub steps: u64,
+    /// With `--record`: the bytes of every node's flight recording together.
+    pub recording_bytes: u64,
     /// Only for a staged fault (`crate::Staged`): how storage went on after it.
     pub recovery: Option<Recovery>,
 }
@@ -489,6 +491,16 @@ impl Report {
                 slowest = r.slowest_storage_ms,
             )
         });
+        let recording = if self.recording_bytes == 0 {
+            String::new()
+        } else {
+            let per_node_hour =
+                self.recording_bytes as f64 / self.nodes as f64 / (self.simulated_s / 3600.0);
+            format!(
+                "\nrecording   {} bytes in all, {:.0} bytes per node per hour",
+                self.recording_bytes, per_node_hour
+            )
+        };
         format!(
             "seed {seed} · {nodes} nodes · faults {faults} · {variant}\n\
              time        {sim:.0} s simulated in {wall:.2} s wall ({speed:.0}x), peak memory {mem} MB\n\
@@ -509,7 +521,7 @@ impl Report {
              the newest \
              stored price off by more than {dev} bps for at most {stale} ms in a row\n\
              invalid     {invalid}\n\
-             trace       {hash} over {steps} steps{recovery}",
+             trace       {hash} over {steps} steps{recovery}{recording}",
             seed = self.seed,
             nodes = self.nodes,
             faults = self.faults,

@@ -61,6 +61,7 @@ fn params(seed: u64, nodes: usize, minutes: u64, fixed: Fixed) -> Params {
         faults: Profile::None,
         variant: Variant::Correct,
         fixed,
+        record: false,
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Params {
     pub variant: Variant,
     /// What a measurement fixes instead of drawing it; `Fixed::default()` fixes nothing.
     pub fixed: Fixed,
+    /// Every node records what it is fed with the production flight recorder
+    /// (`protocol::journal`), and every recording must replay exactly at the end.
+    pub record: bool,
 }
 
 /// Which faults a run may draw.
@@ -216,6 +219,9 @@ impl Params {
         );
         if self.variant != Variant::Correct {
             command += &format!(" --variant {}", self.variant);
+        }
+        if self.record {
+            command += " --record";
         }
         let fixed = self.fixed;
         let flags = [

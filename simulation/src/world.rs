@@ -13,6 +13,7 @@ use crate::hashed::HashedMap;
 use crate::market::Market;
 use crate::network::Fabric;
 use crate::observe::Observer;
+use crate::recording::Recording;
 use crate::scenario::Scenario;
 
 pub struct World {
@@ -31,6 +32,8 @@ pub struct World {
     pub kill_requests: Vec<(usize, u64)>,
     /// Each node's wall clock minus true time: its skew, plus the steps it took.
     pub wall_offsets: Vec<i64>,
+    /// With `--record`: every node incarnation's flight recording.
+    pub recordings: Vec<Recording>,
 }
 
 pub struct Shared {
@@ -60,6 +63,7 @@ impl Shared {
             writer_crashed_at: None,
             kill_requests: Vec::new(),
             wall_offsets: scenario.skew_ms.clone(),
+            recordings: Vec::new(),
         };
         Shared {
             market: Market::new(

@@ -20,7 +20,7 @@ mod cli {
     use simulation::{Fixed, Params, Profile, Staged, Variant};
 
     pub const USAGE: &str = "usage: cargo test -p simulation -- [--seed N] [--runs N] [--nodes N] \
-[--duration 30m] [--faults PROFILE] [--variant NAME] [--report FILE]
+[--duration 30m] [--faults PROFILE] [--variant NAME] [--report FILE] [--record]
        [--loss P] [--quorum Q] [--liars K] [--stage FAULT] | --for 1h | --results FILE
   --seed N         replay this seed (with --runs: the first of N consecutive seeds)
   --runs N         run N seeds (without --seed they start from the clock)
@@ -31,6 +31,7 @@ mod cli {
                    signs-without-verifying; the run passes only when it is caught
                    breaking the invariant that build must break
   --report FILE    also write the reports as JSON
+  --record         every node keeps a flight recording, which must replay exactly
   --loss P         fix message loss at P per cent
   --quorum Q       fix the signatures a price needs at Q
   --liars K        fix K colluding members lying by the same offset, and no other attacker
@@ -68,6 +69,7 @@ mod cli {
         let mut soak = None;
         let mut results = None;
         let mut fixed = Fixed::default();
+        let mut record = false;
         let mut given = 0;
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -102,6 +104,7 @@ mod cli {
                 "--report" => report = Some(value()?.clone()),
                 "--for" => soak = Some(duration(value()?)?),
                 "--results" => results = Some(value()?.clone()),
+                "--record" => record = true,
                 "--loss" => {
                     let percent = number(value()?)?;
                     if percent > 100 {
@@ -152,6 +155,7 @@ mod cli {
                 faults,
                 variant,
                 fixed,
+                record,
             },
             runs: runs.unwrap_or(1),
             report,
@@ -292,6 +296,7 @@ mod cli {
             faults: PROFILES[(seed / 181 % PROFILES.len() as u64) as usize],
             variant: Variant::Correct,
             fixed: Fixed::default(),
+            record: false,
         }
     }
 
@@ -408,13 +413,15 @@ mod cli {
                 faults: Profile::None,
                 variant,
                 fixed: Fixed::default(),
+                record: false,
             };
             if !run_one(params.clone(), &mut reports).0 {
                 failed.push(params.replay_command());
             }
         }
 
-        // Determinism: one seed, twice, one trace.
+        // Determinism: one seed, twice, one trace; every node's flight recording replays exactly,
+        // under every fault.
         let twice = Params {
             seed: 42,
             nodes: 50,
@@ -422,6 +429,7 @@ mod cli {
             faults: Profile::All,
             variant: Variant::Correct,
             fixed: Fixed::default(),
+            record: true,
         };
         let (a, first) = run_one(twice.clone(), &mut reports);
         let (b, second) = run_one(twice.clone(), &mut reports);
@@ -443,6 +451,7 @@ mod cli {
             faults: Profile::All,
             variant: Variant::Correct,
             fixed: Fixed::default(),
+            record: false,
         };
         let small = (1..=140u64).map(|seed| Params {
             seed,
@@ -451,6 +460,7 @@ mod cli {
             faults: PROFILES[seed as usize % PROFILES.len()],
             variant: Variant::Correct,
             fixed: Fixed::default(),
+            record: false,
         });
         let regressions = REGRESSION_SEEDS
             .iter()
@@ -461,6 +471,7 @@ mod cli {
                 faults: Profile::parse(faults).expect("a profile"),
                 variant: Variant::Correct,
                 fixed: Fixed::default(),
+                record: false,
             });
         let mut fixed: Vec<Params> = std::iter::once(large)
             .chain(small)
