@@ -137,6 +137,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         })
 }
 
+/// The flight recorder's bound: 0 (off) or enough for a file to hold a snapshot of the node and
+/// the events after it, at least 1 MiB.
+fn parse_recording_limit(text: &str) -> Result<u64, String> {
+    let limit = parse_size(text)?;
+    if limit != 0 && limit < 1 << 20 {
+        return Err(format!(
+            "{text:?} is too small to hold a node's snapshot and the events after it: use 0 (off) \
+             or at least 1MiB"
+        ));
+    }
+    Ok(limit)
+}
+
 /// A moment as RFC 3339 or unix milliseconds.
 pub fn parse_moment(text: &str) -> Result<u64, String> {
     if let Ok(ms) = text.parse::<u64>() {
@@ -218,7 +231,7 @@ pub struct NodeArgs {
     pub source_urls: SourceUrls,
     /// Bytes the flight recorder may keep in <data-dir>/recordings (everything the node is fed,
     /// for `runtime replay`); 0 turns it off.
-    #[arg(long, env = "ORACLE_RECORDING_LIMIT", default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, env = "ORACLE_RECORDING_LIMIT", default_value = "64MiB", value_parser = parse_recording_limit)]
     pub recording_limit: u64,
     #[command(flatten)]
     pub timing: Timing,

@@ -72,6 +72,7 @@ pub fn replay(args: &ReplayArgs, out: &mut dyn FnMut(String)) -> Result<Replayed
                 story.actions(now, actions, out);
             }
         }
+        Seen::End(_) => {}
     };
     journal::replay(&bytes, args.until, |replay| replay, watch).map_err(|error| match error {
         journal::ReplayError::Diverged { from_at, .. } => {

@@ -29,6 +29,35 @@ fn a_bad_multiaddr_is_named() {
 }
 
 #[test]
+fn a_recording_limit_is_a_size_the_recorder_can_keep() {
+    let parse = |limit: &str| {
+        let args = ["runtime", "node", "--name", "a", "--signers", "s.txt"];
+        Cli::try_parse_from(args.into_iter().chain(["--recording-limit", limit]))
+    };
+    for (limit, bytes) in [
+        ("64MiB", 64 << 20),
+        ("0", 0),
+        ("2GiB", 2 << 30),
+        ("1048576", 1 << 20),
+    ] {
+        let cli = parse(limit).unwrap_or_else(|e| panic!("{limit}: {e}"));
+        let Some(runtime::cli::Command::Node(node)) = cli.command else {
+            panic!("a node command")
+        };
+        assert_eq!(node.recording_limit, bytes, "{limit}");
+    }
+    for (limit, says) in [
+        ("64MB", "use a number of bytes with B, KiB, MiB or GiB"),
+        ("lots", "use a number of bytes with B, KiB, MiB or GiB"),
+        ("99999999999GiB", "use a number of bytes"),
+        ("512KiB", "use 0 (off) or at least 1MiB"),
+    ] {
+        let error = parse(limit).unwrap_err().to_string();
+        assert!(error.contains(says), "{limit}: {error}");
+    }
+}
+
+#[test]
 fn a_bad_signer_list_says_which_line() {
     let dir = std::env::temp_dir().join(format!("signers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -108,8 +108,12 @@ pub struct Report {
     pub truth_bound_bps: u64,
     pub trace_hash: String,
     pub steps: u64,
-    /// With `--record`: the bytes of every node's flight recording together.
+    /// With `--record`: the bytes of events every node's flight recorder wrote, together (its
+    /// starts and snapshots aside: the simulation rotates far more often than production).
     pub recording_bytes: u64,
+    /// Recordings that began from a snapshot, each checked against the state its predecessor's
+    /// replay ended in.
+    pub recording_snapshots: usize,
     /// Only for a staged fault (`crate::Staged`): how storage went on after it.
     pub recovery: Option<Recovery>,
 }
@@ -497,8 +501,9 @@ impl Report {
             let per_node_hour =
                 self.recording_bytes as f64 / self.nodes as f64 / (self.simulated_s / 3600.0);
             format!(
-                "\nrecording   {} bytes in all, {:.0} bytes per node per hour",
-                self.recording_bytes, per_node_hour
+                "\nrecording   {} bytes of events, {:.0} per node per hour; {} recordings began \
+                 from a snapshot",
+                self.recording_bytes, per_node_hour, self.recording_snapshots
             )
         };
         format!(

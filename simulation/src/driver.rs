@@ -5,20 +5,20 @@
 
 use std::rc::Rc;
 
-use protocol::journal::{self, Tape};
+use protocol::journal;
 use protocol::{Action, Clock, Event, Keypair, MessageRef, Node, PriceId, Signature, WriteOutcome};
 
 use crate::agenda::{Call, Job};
 use crate::byzantine::Adversary;
 use crate::dice::Dice;
-use crate::recording::Recording;
+use crate::recording::Recorder;
 use crate::scenario::EPOCH_MS;
 use crate::world::Shared;
 
 pub struct Driver {
     node: Node,
-    /// With `--record`: the flight recorder's tape, and this incarnation's recording in the world.
-    tape: Option<(Tape, usize)>,
+    /// With `--record`: the production flight recorder.
+    recorder: Option<Recorder>,
     /// The node's time, kept from simulated time (its monotonic clock) as production keeps it.
     clock: Clock,
     peers: usize,
@@ -75,24 +75,19 @@ pub fn start(shared: &Rc<Shared>, index: usize) -> Driver {
             honest,
         )
     });
-    let tape = scenario.params.record.then(|| {
+    let recorder = scenario.params.record.then(|| {
         let start = journal::Start {
             config: scenario.config.clone(),
             me: key.address(),
             seed,
             started_at: clock.now(start),
         };
-        let mut world = shared.world();
-        world.recordings.push(Recording {
-            node: index,
-            bytes: Vec::new(),
-        });
-        (Tape::new(start), world.recordings.len() - 1)
+        Recorder::new(&mut shared.world().recordings, index, start)
     });
     shared.world().agenda.wake(index, start);
     Driver {
         node,
-        tape,
+        recorder,
         clock,
         peers: usize::MAX,
         io: NodeIo {
@@ -195,27 +190,20 @@ impl Driver {
     fn feed(&mut self, now: u64, event: Event) {
         self.io.now = now;
         let node_now = self.clock.now(now);
-        match &mut self.tape {
-            Some((tape, _)) => tape.drive(&mut self.node, node_now, event, &mut self.io),
+        match &mut self.recorder {
+            Some(recorder) => {
+                recorder.drive(&mut self.node, node_now, event, &mut self.io);
+                recorder.keep(&mut self.io.shared.world().recordings, &self.node);
+            }
             None => self.node.drive(node_now, event, &mut self.io),
-        }
-        self.keep_recording();
-    }
-
-    /// Moves what the tape recorded into the world, where it outlives a crash.
-    fn keep_recording(&mut self) {
-        if let Some((tape, slot)) = &mut self.tape {
-            let recordings = &mut self.io.shared.world().recordings;
-            recordings[*slot].bytes.append(&mut tape.bytes);
         }
     }
 
     /// The run ends: the recording checks its last events, as a node that stops does.
     pub fn finish(&mut self) {
-        if let Some((tape, _)) = &mut self.tape {
-            tape.finish();
+        if let Some(recorder) = &mut self.recorder {
+            recorder.finish(&mut self.io.shared.world().recordings);
         }
-        self.keep_recording();
     }
 }
 

@@ -69,7 +69,12 @@ pub fn run(params: Params) -> Outcome {
     report.peak_memory_mb = check::peak_memory_mb();
     // After the wall time: replaying is the check's cost, not the recorder's.
     if params.record {
-        report.recording_bytes = world.recordings.iter().map(|r| r.bytes.len() as u64).sum();
+        report.recording_bytes = world.recordings.iter().map(|r| r.event_bytes as u64).sum();
+        report.recording_snapshots = world
+            .recordings
+            .iter()
+            .filter(|r| r.continues.is_some())
+            .count();
         for detail in recording::verify(&world.recordings, &shared.check) {
             violations.push(Violation {
                 invariant: "every node's flight recording replays exactly",

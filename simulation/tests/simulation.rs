@@ -460,7 +460,9 @@ mod cli {
             faults: PROFILES[seed as usize % PROFILES.len()],
             variant: Variant::Correct,
             fixed: Fixed::default(),
-            record: false,
+            // Cheap at this size, and where crashes, retries and retransmissions are most of
+            // what a node does: every recording and snapshot must replay.
+            record: true,
         });
         let regressions = REGRESSION_SEEDS
             .iter()

@@ -19,6 +19,8 @@ pub enum Seen<'a> {
         event: &'a Event,
         actions: &'a [Action],
     },
+    /// The recording's end (or `until`), with the node as the replay left it.
+    End(&'a Node),
 }
 
 /// What a replay that matched found.
@@ -90,7 +92,7 @@ pub fn replay(
             Record::Fed { now, event } => {
                 if until.is_some_and(|until| now > until) {
                     replayed.stopped = true;
-                    return Ok(replayed);
+                    break;
                 }
                 let actions = replay.feed(now, event.clone());
                 watch(Seen::Fed {
@@ -115,6 +117,7 @@ pub fn replay(
         }
     }
     replayed.cut_off = records.cut_off();
+    watch(Seen::End(&replay.node));
     Ok(replayed)
 }
 
