@@ -58,7 +58,7 @@ pub fn replay(args: &ReplayArgs, out: &mut dyn FnMut(String)) -> Result<Replayed
             start.seed,
             moment(start.started_at)
         )),
-        Seen::Snapshot { at } => out(format!(
+        Seen::Snapshot { at, .. } => out(format!(
             "continues from a snapshot of the node at {} (the file before was rotated)",
             moment(at)
         )),
@@ -125,27 +125,24 @@ impl Story {
 
     fn actions(&mut self, now: u64, actions: &[Action], out: &mut dyn FnMut(String)) {
         for action in actions {
+            let about_it = action.price_id() == Some(self.id);
             let about = match action {
                 Action::Verdict { message, verdict } if self.copies.remove(&message.token) => {
                     Some(format!("verdict on that copy: {verdict:?}"))
                 }
-                Action::Broadcast { why, bytes, .. } if action.price_id() == Some(self.id) => {
+                Action::Broadcast { why, bytes, .. } if about_it => {
                     let signed = Message::decode(bytes).map(|m| signers(m.signatures().keys()));
                     Some(format!(
                         "broadcast ({why:?}) signed by {}",
                         signed.unwrap_or_default()
                     ))
                 }
-                Action::Write(row) if action.price_id() == Some(self.id) => Some(format!(
+                Action::Write(row) if about_it => Some(format!(
                     "writes it with {} signatures",
                     row.signatures().len()
                 )),
-                Action::Sign { .. } if action.price_id() == Some(self.id) => {
-                    Some("asks its key to sign".to_owned())
-                }
-                Action::Report(report) if action.price_id() == Some(self.id) => {
-                    Some(format!("{report:?}"))
-                }
+                Action::Sign { .. } if about_it => Some("asks its key to sign".to_owned()),
+                Action::Report(report) if about_it => Some(format!("{report:?}")),
                 _ => None,
             };
             if let Some(about) = about {

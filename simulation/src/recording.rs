@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use protocol::journal::{self, Record, Replay, Seen, Start, Tape};
+use protocol::journal::{self, Replay, Seen, Start, Tape};
 use protocol::{Event, Io, Node, SignatureCheck};
 
 /// A recording this long continues in a new one: small, so that every node's snapshots are
@@ -98,7 +98,7 @@ pub fn verify(recordings: &[Recording], check: &Arc<dyn SignatureCheck>) -> Vec<
         let prepare = |replay: Replay| replay.with_signature_check(check.clone());
         let watch = |seen: Seen| match seen {
             Seen::End(node) => end = Some(node.snapshot()),
-            Seen::Snapshot { .. } => snapshot = journal_snapshot(&recording.bytes),
+            Seen::Snapshot { bytes, .. } => snapshot = Some(bytes.to_vec()),
             _ => {}
         };
         let replayed = journal::replay(&recording.bytes, None, prepare, watch);
@@ -115,16 +115,4 @@ pub fn verify(recordings: &[Recording], check: &Arc<dyn SignatureCheck>) -> Vec<
         ended_as.push(end);
     }
     problems
-}
-
-/// The snapshot a recording begins from, if it does.
-fn journal_snapshot(bytes: &[u8]) -> Option<Vec<u8>> {
-    journal::records(bytes)
-        .ok()?
-        .nth(1)?
-        .ok()
-        .and_then(|(_, record)| match record {
-            Record::Snapshot(snapshot) => Some(snapshot),
-            _ => None,
-        })
 }

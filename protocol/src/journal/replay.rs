@@ -10,9 +10,10 @@ use super::{ActionHash, JournalError, Record, Start, records};
 /// What [`replay`] shows its watcher, in the recording's order.
 pub enum Seen<'a> {
     Start(&'a Start),
-    /// The file continues a rotated one from a snapshot of the node at this time.
+    /// The file continues a rotated one from this snapshot of the node, taken at `at`.
     Snapshot {
         at: u64,
+        bytes: &'a [u8],
     },
     Fed {
         now: u64,
@@ -87,7 +88,10 @@ pub fn replay(
             Record::Snapshot(snapshot) => {
                 replay.restore(&snapshot)?;
                 from_at = replay.node.now();
-                watch(Seen::Snapshot { at: from_at });
+                watch(Seen::Snapshot {
+                    at: from_at,
+                    bytes: &snapshot,
+                });
             }
             Record::Fed { now, event } => {
                 if until.is_some_and(|until| now > until) {
