@@ -46,7 +46,10 @@ pub fn start(shared: &Rc<Shared>, index: usize) -> Driver {
     let incarnation = {
         let mut world = shared.world();
         world.incarnations[index] += 1;
-        world.fabric.set_up(index, true);
+        let world = &mut *world;
+        world
+            .fabric
+            .set_up(&mut world.agenda, shared.now(), index, true);
         world.incarnations[index]
     };
     let scenario = &shared.scenario;

@@ -169,7 +169,7 @@ fn apply_faults<'a>(
 ) {
     let mut kills = std::mem::take(&mut shared.world().kill_requests);
     while let Some((_, fault)) = faults.next_if(|(at, _)| *at <= now) {
-        let mut world = shared.world();
+        let world = &mut *shared.world();
         match fault {
             Fault::Partition {
                 side,
@@ -180,9 +180,11 @@ fn apply_faults<'a>(
                     (true, Some(writer)) => [writer].into(),
                     _ => side.clone(),
                 };
-                world.fabric.partition(&side, *one_way);
+                world
+                    .fabric
+                    .partition(&mut world.agenda, now, &side, *one_way);
             }
-            Fault::Heal => world.fabric.heal(),
+            Fault::Heal => world.fabric.heal(&mut world.agenda, now),
             Fault::Crash { node, down_ms } => kills.push((*node, *down_ms)),
             Fault::CrashNextWriter { down_ms } => world.crash_next_writer = Some(*down_ms),
             Fault::DatabaseDown { until } => world.database.outage(*until),
@@ -196,9 +198,9 @@ fn apply_faults<'a>(
         if nodes[node].take().is_none() {
             continue;
         }
-        let mut world = shared.world();
+        let world = &mut *shared.world();
         world.agenda.forget_wake(node);
-        world.fabric.set_up(node, false);
+        world.fabric.set_up(&mut world.agenda, now, node, false);
         world.local[node].clear();
         restarts.push((now + down_ms, node));
     }

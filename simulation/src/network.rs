@@ -144,21 +144,39 @@ impl Fabric {
             .count()
     }
 
-    pub fn set_up(&mut self, node: usize, up: bool) {
+    /// A node's process starts or stops. Its mesh peers see the connection open or close at once,
+    /// as production's swarm reports it: they are woken to count their peers again.
+    pub fn set_up(&mut self, agenda: &mut Agenda, now: u64, node: usize, up: bool) {
         self.up[node] = up;
         // Volatile state goes with the process.
         self.peers[node] = Peer::default();
+        self.mesh[node]
+            .iter()
+            .for_each(|&peer| agenda.wake(peer, now));
     }
 
-    pub fn partition(&mut self, side: &BTreeSet<usize>, one_way: bool) {
+    pub fn partition(
+        &mut self,
+        agenda: &mut Agenda,
+        now: u64,
+        side: &BTreeSet<usize>,
+        one_way: bool,
+    ) {
         self.side.iter_mut().for_each(|s| *s = 0);
         side.iter().for_each(|&n| self.side[n] = 1);
         self.partitioned = true;
         self.one_way = one_way;
+        self.wake_all(agenda, now);
     }
 
-    pub fn heal(&mut self) {
+    pub fn heal(&mut self, agenda: &mut Agenda, now: u64) {
         self.partitioned = false;
+        self.wake_all(agenda, now);
+    }
+
+    /// Links opened or closed anywhere: every node counts its peers again.
+    fn wake_all(&self, agenda: &mut Agenda, now: u64) {
+        (0..self.up.len()).for_each(|node| agenda.wake(node, now));
     }
 
     pub fn delay_spike(&mut self, until: u64, extra_ms: u64) {
