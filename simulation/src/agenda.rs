@@ -1,7 +1,9 @@
-//! The run's one clock and one queue: every happening still to come (a node waking, an answer
-//! reaching a node, a request reaching the database, the supervisor's tick) is a job at a simulated
-//! millisecond. Jobs run in time order, ties in the order they were scheduled, so one seed gives
-//! one order; nothing runs between jobs and no job waits on another.
+//! The run's one clock: every happening still to come (a node waking, an answer reaching a node, a
+//! request reaching the database, the supervisor's tick) is a job at a simulated millisecond. Jobs
+//! run in time order; within a millisecond, answers, requests and ticks first, in the order they
+//! were scheduled, then the nodes' wakes in the order of the nodes. So one seed gives one order,
+//! and a wake that finds nothing due changes nothing: how often a node is woken is not part of the
+//! run. Nothing runs between jobs and no job waits on another.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -46,11 +48,12 @@ pub struct Call {
     pub is_write: bool,
 }
 
-/// Jobs by (time, order of scheduling).
+/// Jobs other than wakes by (time, order of scheduling); wakes by (time, node).
 #[derive(Default)]
 pub struct Agenda {
     queue: BinaryHeap<Reverse<(u64, u64, Unordered<Job>)>>,
     scheduled: u64,
+    wakes: BinaryHeap<Reverse<(u64, usize)>>,
     /// Each node's next scheduled wake (u64::MAX: none); earlier wakes replace later ones, and a
     /// replaced wake is skipped when its time comes.
     wake_at: Vec<u64>,
@@ -74,7 +77,7 @@ impl Agenda {
     pub fn wake(&mut self, node: usize, at: u64) {
         if at < self.wake_at[node] {
             self.wake_at[node] = at;
-            self.schedule(at, Job::Wake { node });
+            self.wakes.push(Reverse((at, node)));
         }
     }
 
@@ -86,14 +89,17 @@ impl Agenda {
     /// The next job due, and its time; wakes that were replaced are skipped.
     pub fn next(&mut self) -> Option<(u64, Job)> {
         loop {
-            let Reverse((at, _, Unordered(job))) = self.queue.pop()?;
-            if let Job::Wake { node } = job {
-                if self.wake_at[node] != at {
-                    continue;
-                }
-                self.wake_at[node] = u64::MAX;
+            let job_at = self.queue.peek().map(|Reverse((at, ..))| *at);
+            let wake_at = self.wakes.peek().map(|Reverse((at, _))| *at);
+            if job_at.is_some_and(|job_at| wake_at.is_none_or(|wake_at| job_at <= wake_at)) {
+                let Reverse((at, _, Unordered(job))) = self.queue.pop()?;
+                return Some((at, job));
             }
-            return Some((at, job));
+            let Reverse((at, node)) = self.wakes.pop()?;
+            if self.wake_at[node] == at {
+                self.wake_at[node] = u64::MAX;
+                return Some((at, Job::Wake { node }));
+            }
         }
     }
 }

@@ -144,10 +144,19 @@ impl Driver {
             .unwrap_or(u64::MAX / 2)
     }
 
-    /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers.
-    fn feed_due(&mut self, now: u64) {
+    /// Follows the node's wall clock as production's loop does (`protocol::Clock`), then asks for
+    /// a wake at the node's next deadline, which may have moved. Called on the supervisor's ticks,
+    /// not on wakes: following a clock that slews back depends on how often it is followed, and a
+    /// run must not depend on how often a node is woken.
+    pub fn follow_wall_clock(&mut self, now: u64) {
         let wall = wall_clock(&self.io.shared, self.io.index, now);
         self.clock.follow(wall, now);
+        let wake_at = self.next_wake().max(now);
+        self.io.shared.world().agenda.wake(self.io.index, wake_at);
+    }
+
+    /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers.
+    fn feed_due(&mut self, now: u64) {
         let local = std::mem::take(&mut self.io.shared.world().local[self.io.index]);
         for event in local {
             self.feed(now, event);

@@ -116,6 +116,9 @@ fn supervise(shared: &Rc<Shared>) {
     let mut faults = shared.scenario.faults.iter().peekable();
     let mut restarts: Vec<(u64, usize)> = Vec::new();
     let end = shared.scenario.params.duration_ms;
+    // Only a stepped wall clock moves away from the node's: without steps nothing is followed.
+    let clocks_step =
+        (shared.scenario.faults.iter()).any(|(_, f)| matches!(f, Fault::ClockStep { .. }));
     loop {
         let Some((now, job)) = shared.world().agenda.next() else {
             break;
@@ -152,7 +155,18 @@ fn supervise(shared: &Rc<Shared>) {
             }
             Job::Tick => {
                 apply_faults(shared, now, &mut faults, &mut nodes, &mut restarts);
-                shared.world().agenda.schedule(now + TICK_MS, Job::Tick);
+                if clocks_step {
+                    nodes
+                        .iter_mut()
+                        .flatten()
+                        .for_each(|driver| driver.follow_wall_clock(now));
+                }
+                let agenda = &mut shared.world().agenda;
+                agenda.schedule(now + TICK_MS, Job::Tick);
+                if shared.scenario.params.idle_wakes {
+                    (0..n)
+                        .for_each(|node| agenda.wake(node, now + 1 + (node as u64 * 37) % TICK_MS));
+                }
             }
         }
     }

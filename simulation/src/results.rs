@@ -62,6 +62,7 @@ fn params(seed: u64, nodes: usize, minutes: u64, fixed: Fixed) -> Params {
         variant: Variant::Correct,
         fixed,
         record: false,
+        idle_wakes: false,
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Params {
     /// Every node records what it is fed with the production flight recorder
     /// (`protocol::journal`), and every recording must replay exactly at the end.
     pub record: bool,
+    /// Every node is also woken at an odd moment of every tick, whether or not anything is due
+    /// for it: a run must not depend on how often its nodes are woken, so the trace stays the same.
+    pub idle_wakes: bool,
 }
 
 /// Which faults a run may draw.
@@ -222,6 +225,9 @@ impl Params {
         }
         if self.record {
             command += " --record";
+        }
+        if self.idle_wakes {
+            command += " --idle-wakes";
         }
         let fixed = self.fixed;
         let flags = [

@@ -70,6 +70,7 @@ mod cli {
         let mut results = None;
         let mut fixed = Fixed::default();
         let mut record = false;
+        let mut idle_wakes = false;
         let mut given = 0;
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -105,6 +106,7 @@ mod cli {
                 "--for" => soak = Some(duration(value()?)?),
                 "--results" => results = Some(value()?.clone()),
                 "--record" => record = true,
+                "--idle-wakes" => idle_wakes = true,
                 "--loss" => {
                     let percent = number(value()?)?;
                     if percent > 100 {
@@ -156,6 +158,7 @@ mod cli {
                 variant,
                 fixed,
                 record,
+                idle_wakes,
             },
             runs: runs.unwrap_or(1),
             report,
@@ -297,6 +300,7 @@ mod cli {
             variant: Variant::Correct,
             fixed: Fixed::default(),
             record: false,
+            idle_wakes: false,
         }
     }
 
@@ -414,14 +418,16 @@ mod cli {
                 variant,
                 fixed: Fixed::default(),
                 record: false,
+                idle_wakes: false,
             };
             if !run_one(params.clone(), &mut reports).0 {
                 failed.push(params.replay_command());
             }
         }
 
-        // Determinism: one seed, twice, one trace; every node's flight recording replays exactly,
-        // under every fault.
+        // Determinism: one seed, twice, one trace, the second time with every node also woken
+        // when nothing is due for it; every node's flight recording replays exactly, under every
+        // fault.
         let twice = Params {
             seed: 42,
             nodes: 50,
@@ -430,15 +436,24 @@ mod cli {
             variant: Variant::Correct,
             fixed: Fixed::default(),
             record: true,
+            idle_wakes: false,
+        };
+        let restless = Params {
+            idle_wakes: true,
+            ..twice.clone()
         };
         let (a, first) = run_one(twice.clone(), &mut reports);
-        let (b, second) = run_one(twice.clone(), &mut reports);
+        let (b, second) = run_one(restless.clone(), &mut reports);
         if !(a && b) {
             failed.push(twice.replay_command());
         }
         if first != second {
-            eprintln!("FAILED: seed 42 ran twice gave traces {first} and {second}");
-            failed.push(twice.replay_command());
+            eprintln!(
+                "FAILED: seed 42 gave trace {first}, and {second} with idle wakes: `{}` and `{}` must agree",
+                twice.replay_command(),
+                restless.replay_command()
+            );
+            failed.push(restless.replay_command());
         }
 
         // On every core: one large network first (it takes longest), the small networks and the
@@ -452,6 +467,7 @@ mod cli {
             variant: Variant::Correct,
             fixed: Fixed::default(),
             record: false,
+            idle_wakes: false,
         };
         let small = (1..=140u64).map(|seed| Params {
             seed,
@@ -463,6 +479,7 @@ mod cli {
             // Cheap at this size, and where crashes, retries and retransmissions are most of
             // what a node does: every recording and snapshot must replay.
             record: true,
+            idle_wakes: false,
         });
         let regressions = REGRESSION_SEEDS
             .iter()
@@ -474,6 +491,7 @@ mod cli {
                 variant: Variant::Correct,
                 fixed: Fixed::default(),
                 record: false,
+                idle_wakes: false,
             });
         let mut fixed: Vec<Params> = std::iter::once(large)
             .chain(small)
