@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::crypto::{Address, keccak256};
+use crate::crypto::{Address, Recover, SignatureCheck};
 use crate::price::PriceId;
 
 #[derive(Debug, Default, Clone)]
@@ -15,8 +15,8 @@ pub(crate) struct Committee {
     positions: BTreeMap<Address, u64>,
 }
 
-fn position(bytes: &[u8]) -> u64 {
-    let hash = keccak256(bytes);
+fn position(bytes: &[u8], check: &dyn SignatureCheck) -> u64 {
+    let hash = check.keccak(bytes);
     u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"))
 }
 
@@ -28,7 +28,7 @@ impl Committee {
     }
 
     pub fn insert(&mut self, member: Address) {
-        let entry = (position(&member.0), member);
+        let entry = (position(&member.0, &Recover), member);
         if let Err(at) = self.ring.binary_search(&entry) {
             self.ring.insert(at, entry);
             self.positions.insert(member, entry.0);
@@ -52,6 +52,7 @@ impl Committee {
         origin: Address,
         member: Address,
         size: usize,
+        check: &dyn SignatureCheck,
     ) -> Option<usize> {
         if member == origin || size == 0 {
             return None;
@@ -62,7 +63,7 @@ impl Committee {
             self.ring.binary_search(&(at, a)).ok()
         };
         let mine = index(member)?;
-        let at = position(&id.0.to_be_bytes());
+        let at = position(&id.0.to_be_bytes(), check);
         let start = self.ring.partition_point(|&(p, _)| p < at);
         let distance = |i: usize| (i + n - start) % n;
         let mut rank = distance(mine);
@@ -90,7 +91,7 @@ mod tests {
             let id = PriceId::mint(minute * 60_000, 0, origin);
             let mut waves = vec![0; 7];
             for &m in &all {
-                match committee.wave(id, origin, m, 3) {
+                match committee.wave(id, origin, m, 3, &Recover) {
                     Some(w) => waves[w] += 1,
                     None => assert_eq!(m, origin),
                 }
@@ -107,7 +108,7 @@ mod tests {
         for i in 0..2_000u64 {
             let id = PriceId::mint(i, 0, all[0]);
             for (k, &m) in all.iter().enumerate() {
-                if committee.wave(id, all[0], m, 2) == Some(0) {
+                if committee.wave(id, all[0], m, 2, &Recover) == Some(0) {
                     load[k] += 1;
                 }
             }

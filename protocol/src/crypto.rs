@@ -143,11 +143,17 @@ impl Signature {
     }
 }
 
-/// How a node decides that a signature over a digest is by a signer. [`Recover`] is the only
+/// How a node decides that a signature over a digest is by a signer, and hashes what every node
+/// hashes alike (a price's signed bytes, its place on the committee ring). [`Recover`] is the only
 /// production check; a driver that runs many nodes in one process (the simulation) may share one
-/// memo of recoveries between them, since recovery is a pure function of digest and signature.
+/// memo of recoveries and hashes between them, since both are pure functions of their input.
 pub trait SignatureCheck: Send + Sync {
     fn is_by(&self, signature: &Signature, digest: &[u8; 32], signer: Address) -> bool;
+
+    /// keccak256 of `bytes`.
+    fn keccak(&self, bytes: &[u8]) -> [u8; 32] {
+        keccak256(bytes)
+    }
 }
 
 /// [`Signature::is_by`]: recover the signer and compare.

@@ -323,7 +323,7 @@ impl Node {
             decimals: self.config.decimals,
             observed_at_ms: self.now,
         };
-        let digest = body.digest(&self.network_id);
+        let digest = body.digest_by(&self.network_id, &*self.check);
         if self.admit(body, digest, self.me).is_err() {
             self.counters.publications_skipped += 1;
             return;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::crypto::{Address, keccak256};
+use crate::crypto::{Address, SignatureCheck, keccak256};
 
 /// Domain tag that starts every signed message, so our signatures mean nothing anywhere else.
 pub const DOMAIN: [u8; 16] = *b"price-oracle:v1\n";
@@ -269,6 +269,11 @@ impl PriceBody {
     /// keccak256 of the signed bytes: what each signature signs.
     pub fn digest(&self, network_id: &[u8; 32]) -> [u8; 32] {
         keccak256(&self.signed_bytes(network_id))
+    }
+
+    /// [`PriceBody::digest`], hashed by a node's `check` (which may share a memo of it).
+    pub(crate) fn digest_by(&self, network_id: &[u8; 32], check: &dyn SignatureCheck) -> [u8; 32] {
+        check.keccak(&self.signed_bytes(network_id))
     }
 }
 

@@ -47,7 +47,10 @@ impl Node {
             return Verdict::Ignore(Ignored::Equivocation);
         }
         let was_ready = held.is_some_and(|e| e.reached_quorum());
-        let digest = held.map_or_else(|| body.digest(&self.network_id), |e| e.digest);
+        let digest = held.map_or_else(
+            || body.digest_by(&self.network_id, &*self.check),
+            |e| e.digest,
+        );
         let Checked { new, forged } = self.check_signatures(&message, origin, &digest);
         if held.is_none() {
             // Nothing is kept for an id before its origin's signature is verified; past the
@@ -216,9 +219,9 @@ impl Node {
         let wave = match entry.wave {
             Some(wave) => wave,
             None => {
-                let wave = self
-                    .committee
-                    .wave(id, origin, self.me, self.config.committee());
+                let wave =
+                    self.committee
+                        .wave(id, origin, self.me, self.config.committee(), &*self.check);
                 self.book.get_mut(id).expect("held").wave = Some(wave);
                 wave
             }

@@ -735,6 +735,38 @@ fn checking_stops_at_the_first_invalid_signature() {
     assert_eq!(check.0.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
 
+/// Records what a node hashes through its check.
+#[derive(Default)]
+struct HashingCheck(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl SignatureCheck for HashingCheck {
+    fn is_by(&self, signature: &Signature, digest: &[u8; 32], signer: Address) -> bool {
+        signature.is_by(digest, signer)
+    }
+
+    fn keccak(&self, bytes: &[u8]) -> [u8; 32] {
+        self.0.lock().unwrap().push(bytes.to_vec());
+        protocol::keccak256(bytes)
+    }
+}
+
+/// What every node hashes alike goes through the check, where a driver of many nodes shares one
+/// memo of it: a new price's signed bytes, and its place on the committee ring.
+#[test]
+fn a_new_price_is_hashed_through_the_check() {
+    let keys = keys(6);
+    let check = std::sync::Arc::new(HashingCheck::default());
+    let mut node = observing_node(&keys, 5).with_signature_check(check.clone());
+    let net = node.network_id();
+    let b = body(&keys[0], READY, PRICE);
+    let bytes = signed(net, b, &[&keys[0]]).encode();
+    step(&mut node, READY, gossip(bytes));
+    assert_eq!(
+        *check.0.lock().unwrap(),
+        [b.signed_bytes(&net).to_vec(), b.id.0.to_be_bytes().to_vec()]
+    );
+}
+
 #[test]
 fn a_late_price_needs_a_verified_quorum_before_anything_is_kept() {
     let keys = keys(4);

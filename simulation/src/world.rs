@@ -3,6 +3,7 @@
 //! borrows the world gives it back before calling anything that may borrow it again.
 
 use std::cell::{Cell, RefCell, RefMut};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use protocol::{Address, Event, Signature, SignatureCheck};
@@ -97,11 +98,13 @@ impl Shared {
 /// (digest, signature)
 type Recovery = ([u8; 32], [u8; 65]);
 
-/// Recovery is a pure function of digest and signature, so thousands of simulated nodes can share
-/// one memo of it: each distinct signature is recovered once per run, not once per node.
+/// Recovery and hashing are pure functions of their input, so thousands of simulated nodes can
+/// share one memo of them: each distinct signature is recovered, and each price's signed bytes and
+/// ring place hashed, once per run, not once per node.
 #[derive(Default)]
 pub struct SharedRecovery {
     memo: Mutex<HashedMap<Recovery, Option<Address>>>,
+    hashes: Mutex<HashMap<Box<[u8]>, [u8; 32]>>,
 }
 
 impl SignatureCheck for SharedRecovery {
@@ -112,6 +115,16 @@ impl SignatureCheck for SharedRecovery {
             .entry(key)
             .or_insert_with(|| signature.recover(digest).map(|(address, _)| address));
         recovered == Some(signer)
+    }
+
+    fn keccak(&self, bytes: &[u8]) -> [u8; 32] {
+        let mut hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hash) = hashes.get(bytes) {
+            return *hash;
+        }
+        let hash = protocol::keccak256(bytes);
+        hashes.insert(bytes.into(), hash);
+        hash
     }
 }
 
