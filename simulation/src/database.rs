@@ -20,7 +20,9 @@ pub struct Database {
     pub settings: Settings,
     /// Rows by id; more than one only in a database without the primary key.
     pub rows: BTreeMap<PriceId, Vec<Row>>,
-    heartbeats: BTreeMap<Address, u64>,
+    /// Each node's last heartbeat, by address: a sorted vector, as every node reads all of it
+    /// every heartbeat interval.
+    heartbeats: Vec<(Address, u64)>,
     down_until: u64,
     /// Calls arriving before this neither take effect nor answer (a black-holed connection).
     hung_until: u64,
@@ -37,7 +39,7 @@ impl Database {
         Database {
             settings,
             rows: BTreeMap::new(),
-            heartbeats: BTreeMap::new(),
+            heartbeats: Vec::new(),
             down_until: 0,
             hung_until: 0,
             insert_attempts: 0,
@@ -73,7 +75,10 @@ impl Database {
     pub fn heartbeat(&mut self, now: u64, node: Address) -> Result<(), Unreachable> {
         self.reachable(now)?;
         let at = self.clock(now);
-        self.heartbeats.insert(node, at);
+        match self.heartbeats.binary_search_by_key(&node, |&(n, _)| n) {
+            Ok(i) => self.heartbeats[i].1 = at,
+            Err(i) => self.heartbeats.insert(i, (node, at)),
+        }
         Ok(())
     }
 
@@ -88,7 +93,7 @@ impl Database {
         let heartbeats = self
             .heartbeats
             .iter()
-            .map(|(&node, &at)| HeartbeatRow {
+            .map(|&(node, at)| HeartbeatRow {
                 node,
                 age_ms: clock.saturating_sub(at),
             })
