@@ -7,7 +7,7 @@
 //! address), and the allowlist is consulted only for rows ranked ahead of the reader, until more
 //! of them than the places that matter.
 
-use crate::crypto::{Address, keccak256};
+use crate::crypto::{Address, SignatureCheck};
 use crate::io::HeartbeatRow;
 
 /// `me`'s place in the term's order of writers among the fresh, eligible rows (0 writes, 1 is the
@@ -16,14 +16,14 @@ use crate::io::HeartbeatRow;
 pub(crate) fn rank(
     rows: &[HeartbeatRow],
     stale_ms: u64,
-    term: u64,
+    term_key: u64,
     me: Address,
     eligible: impl Fn(Address) -> bool,
     places: usize,
 ) -> Option<usize> {
     let fresh = |row: &&HeartbeatRow| row.age_ms <= stale_ms;
     rows.iter().filter(fresh).find(|row| row.node == me)?;
-    let key = term_key(term);
+    let key = term_key;
     let mine = (score(key, me), me);
     let ahead = rows
         .iter()
@@ -34,9 +34,10 @@ pub(crate) fn rank(
     (ahead < places).then_some(ahead)
 }
 
-/// The first 8 bytes of keccak256 of the term, big-endian.
-fn term_key(term: u64) -> u64 {
-    let hash = keccak256(&term.to_be_bytes());
+/// The first 8 bytes of keccak256 of the term, big-endian, hashed by the node's check (which may
+/// share a memo of it: every node hashes the same term).
+pub(crate) fn term_key(term: u64, check: &dyn SignatureCheck) -> u64 {
+    let hash = check.keccak(&term.to_be_bytes());
     u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"))
 }
 
@@ -53,6 +54,7 @@ fn score(term_key: u64, node: Address) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::Recover;
 
     fn rows(ages: &[u64]) -> Vec<HeartbeatRow> {
         ages.iter()
@@ -70,9 +72,10 @@ mod tests {
         term: u64,
         eligible: impl Fn(Address) -> bool,
     ) -> Option<Address> {
-        rows.iter()
-            .map(|row| row.node)
-            .find(|&node| eligible(node) && rank(rows, 15_000, term, node, &eligible, 1) == Some(0))
+        rows.iter().map(|row| row.node).find(|&node| {
+            eligible(node)
+                && rank(rows, 15_000, term_key(term, &Recover), node, &eligible, 1) == Some(0)
+        })
     }
 
     #[test]
@@ -85,19 +88,49 @@ mod tests {
             let mut with_stale = fresh.clone();
             with_stale.iter_mut().find(|r| r.node == w).unwrap().age_ms = 15_001;
             assert_ne!(writer(&with_stale, term, |_| true), Some(w));
-            assert_eq!(rank(&with_stale, 15_000, term, w, |_| true, 4), None);
+            assert_eq!(
+                rank(
+                    &with_stale,
+                    15_000,
+                    term_key(term, &Recover),
+                    w,
+                    |_| true,
+                    4
+                ),
+                None
+            );
             assert_ne!(writer(&fresh, term, |a| a != w), Some(w));
             // Every fresh node has its own place in the order.
             let mut ranks: Vec<_> = fresh
                 .iter()
-                .map(|r| rank(&fresh, 15_000, term, r.node, |_| true, 4).unwrap())
+                .map(|r| {
+                    rank(
+                        &fresh,
+                        15_000,
+                        term_key(term, &Recover),
+                        r.node,
+                        |_| true,
+                        4,
+                    )
+                    .unwrap()
+                })
                 .collect();
             ranks.sort_unstable();
             assert_eq!(ranks, [0, 1, 2, 3]);
             // Past the places asked for, no place.
             let placed = fresh
                 .iter()
-                .filter(|r| rank(&fresh, 15_000, term, r.node, |_| true, 2).is_some())
+                .filter(|r| {
+                    rank(
+                        &fresh,
+                        15_000,
+                        term_key(term, &Recover),
+                        r.node,
+                        |_| true,
+                        2,
+                    )
+                    .is_some()
+                })
                 .count();
             assert_eq!(placed, 2);
         }

@@ -519,7 +519,8 @@ impl Node {
             .and_then(|row| {
                 let places = self.config.backup_writers + 1;
                 let eligible = |a| self.config.allows(a);
-                let rank = election::rank(heartbeats, stale, term, self.me, eligible, places)?;
+                let key = election::term_key(term, &*self.check);
+                let rank = election::rank(heartbeats, stale, key, self.me, eligible, places)?;
                 Some(Lease {
                     rank,
                     until: self.now + stale - row.age_ms,

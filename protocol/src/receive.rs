@@ -126,14 +126,15 @@ impl Node {
         if body.observed_at_ms > self.now + self.config.max_skew_ms {
             return Err(Verdict::Reject(FromFuture));
         }
-        if self.book.is_stored(body.id) {
+        // The book never holds a stored id: only an id not held is looked up among the stored.
+        let held = self.book.holds(body.id);
+        if !held && self.book.is_stored(body.id) {
             return Err(Verdict::Ignore(Ignored::AlreadyStored));
         }
         // Below quorum, only fresh prices are worth anything; at quorum, a late price still deserves
         // storing (it may have been cut off by a partition), up to the ready TTL. The count here is
         // only claimed: it saves work, and `receive` keeps a late new price only once verified.
         let age_ms = self.now.saturating_sub(body.observed_at_ms);
-        let held = self.book.holds(body.id);
         let below_quorum = signers.len() < self.config.quorum;
         if age_ms > self.config.ready_ttl_ms
             || (!held && below_quorum && age_ms > self.config.max_age_ms)

@@ -767,6 +767,19 @@ fn a_new_price_is_hashed_through_the_check() {
     );
 }
 
+/// The term's key, which every node hashes from the same term at every read, goes through it too.
+#[test]
+fn the_term_is_hashed_through_the_check() {
+    let keys = keys(4);
+    let check = std::sync::Arc::new(HashingCheck::default());
+    let mut node = observing_node(&keys, 1).with_signature_check(check.clone());
+    let heartbeats = rows(&keys, 0);
+    let stored = vec![];
+    step(&mut node, READY, Event::DatabaseRead { heartbeats, stored });
+    let term = READY / node.config().writer_term_ms;
+    assert_eq!(*check.0.lock().unwrap(), [term.to_be_bytes().to_vec()]);
+}
+
 #[test]
 fn a_late_price_needs_a_verified_quorum_before_anything_is_kept() {
     let keys = keys(4);
