@@ -115,8 +115,8 @@ fn wall_clock(shared: &Shared, index: usize, sim_ms: u64) -> u64 {
 impl Driver {
     /// Feeds everything due by `now`, then asks the agenda for a wake at the next thing due.
     pub fn wake(&mut self, now: u64) {
-        self.feed_due(now);
-        let wake_at = self.next_wake().max(now);
+        let deadline = self.feed_due(now);
+        let wake_at = self.next_wake(deadline).max(now);
         self.io.shared.world().agenda.wake(self.io.index, wake_at);
     }
 
@@ -125,12 +125,14 @@ impl Driver {
         self.io.incarnation == incarnation
     }
 
-    /// The earliest of: the node's deadline, the next arrival, the adversary's next move.
-    fn next_wake(&self) -> u64 {
-        let deadline = self
-            .node
-            .poll_timeout()
-            .map(|(at, _)| self.clock.mono_at(at));
+    /// The node's next deadline, in simulated time.
+    fn deadline(&self) -> Option<u64> {
+        let (at, _) = self.node.poll_timeout()?;
+        Some(self.clock.mono_at(at))
+    }
+
+    /// The earliest of: the node's `deadline`, the next arrival, the adversary's next move.
+    fn next_wake(&self, deadline: Option<u64>) -> u64 {
         let arrival = self.io.shared.world().fabric.next_arrival(self.io.index);
         let unprompted = self
             .io
@@ -151,12 +153,13 @@ impl Driver {
     pub fn follow_wall_clock(&mut self, now: u64) {
         let wall = wall_clock(&self.io.shared, self.io.index, now);
         self.clock.follow(wall, now);
-        let wake_at = self.next_wake().max(now);
+        let wake_at = self.next_wake(self.deadline()).max(now);
         self.io.shared.world().agenda.wake(self.io.index, wake_at);
     }
 
-    /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers.
-    fn feed_due(&mut self, now: u64) {
+    /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers. Returns the
+    /// node's next deadline after that (asked once: the timer table is walked on every wake).
+    fn feed_due(&mut self, now: u64) -> Option<u64> {
         let local = std::mem::take(&mut self.io.shared.world().local[self.io.index]);
         for event in local {
             self.feed(now, event);
@@ -189,13 +192,12 @@ impl Driver {
                     .publish(&mut world.agenda, now, self.io.index, bytes);
             }
         }
-        if self
-            .node
-            .poll_timeout()
-            .is_some_and(|(at, _)| at <= self.clock.now(now))
-        {
-            self.feed(now, Event::TimerDue);
+        let deadline = self.deadline();
+        if deadline.is_none_or(|at| at > now) {
+            return deadline;
         }
+        self.feed(now, Event::TimerDue);
+        self.deadline()
     }
 
     /// Feeds one event to the node through the loop both drivers share, recorded with `--record`.

@@ -51,8 +51,9 @@ struct Peer {
     seen_rotated_at: u64,
     /// Arrivals by due time (min-heap via Reverse).
     inbox: BinaryHeap<Reverse<Delivery>>,
-    /// Delivered copies awaiting the node's verdict.
-    pending: BTreeMap<u64, (usize, Arc<Packet>)>,
+    /// Delivered copies awaiting the node's verdict, by token: rarely more than one (the node
+    /// judges each copy as it is fed), so a vector, not a map that allocates per delivery.
+    pending: Vec<(u64, usize, Arc<Packet>)>,
     /// This node's invalid-message penalty of each peer that sent it one.
     penalties: BTreeMap<usize, Penalty>,
     /// Peers pruned from this node's mesh, and until when at least (the backoff).
@@ -212,9 +213,11 @@ impl Fabric {
         token: u64,
         verdict: Verdict,
     ) {
-        let Some((from, packet)) = self.peers[node].pending.remove(&token) else {
+        let pending = &mut self.peers[node].pending;
+        let Some(i) = pending.iter().position(|&(t, ..)| t == token) else {
             return;
         };
+        let (_, from, packet) = pending.swap_remove(i);
         match verdict {
             Verdict::Accept => self.send_to_mesh(agenda, now, node, Some(from), &packet),
             Verdict::Ignore(why) => *self.ignored.entry(why.name().to_owned()).or_default() += 1,
@@ -345,7 +348,7 @@ impl Fabric {
             self.mark_seen(now, node, packet.id);
             self.peers[node]
                 .pending
-                .insert(token, (from, packet.clone()));
+                .push((token, from, packet.clone()));
             return Some(Arrival {
                 from,
                 token,
