@@ -353,10 +353,16 @@ impl Node {
             return Err(Ignored::Full);
         }
         self.book.insert(Entry::new(body, digest, origin, self.now));
-        let unready_until = body.observed_at_ms + self.config.max_age_ms + self.config.max_skew_ms;
+        let unready_until = self.unready_until(body.observed_at_ms);
         self.timers
             .set(Timer::Expire(body.id), unready_until.max(self.now));
         Ok(())
+    }
+
+    /// When a price observed at `observed_at` is dropped if it has not reached quorum (its
+    /// `Timer::Expire`, unless admitted later than that).
+    pub(crate) fn unready_until(&self, observed_at: u64) -> u64 {
+        observed_at + self.config.max_age_ms + self.config.max_skew_ms
     }
 
     /// Decides whether to co-sign: the price must still be fresh and close to this node's own

@@ -208,7 +208,10 @@ impl Node {
     }
 
     /// Co-signs now if this node is in the price's committee, later if it is in a later wave (the
-    /// timer finds the price at quorum and does nothing), never if it is the origin.
+    /// timer finds the price at quorum and does nothing), never if it is the origin. A wave whose
+    /// turn comes after the price would expire unready sets no timer: by then the price is at
+    /// quorum (which cancels the timer) or forgotten (which does too). In a large network that is
+    /// most nodes, for every price.
     fn schedule_cosign(&mut self, id: PriceId) {
         let Some(entry) = self.book.get(id) else {
             return;
@@ -233,7 +236,7 @@ impl Node {
         let at = observed_at + wave as u64 * self.config.cosign_step_ms;
         if at <= self.now {
             self.consider_cosign(id);
-        } else {
+        } else if at <= self.unready_until(observed_at) {
             self.timers.set(Timer::CoSign(id), at);
         }
     }

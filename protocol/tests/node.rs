@@ -780,6 +780,41 @@ fn the_term_is_hashed_through_the_check() {
     assert_eq!(*check.0.lock().unwrap(), [term.to_be_bytes().to_vec()]);
 }
 
+/// Waves whose turn comes after a price would expire unready set no co-signing timer: by then the
+/// price is at quorum or forgotten. With 200 nodes and waves of 3, 5 s apart, waves 1 to 48 (144
+/// nodes) fall within max age plus skew (240 s) and wait; the 52 nodes after them keep only the
+/// price's expiry.
+#[test]
+fn no_cosigning_timer_for_a_wave_after_the_price_expires() {
+    let keys = keys(200);
+    let cfg = config(&keys);
+    assert_eq!(
+        (
+            cfg.committee(),
+            cfg.cosign_step_ms,
+            cfg.max_age_ms + cfg.max_skew_ms
+        ),
+        (3, 5_000, 240_000)
+    );
+    let (mut waiting, mut expiring_only) = (0, 0);
+    for me in 1..keys.len() {
+        let mut node = observing_node(&keys, me);
+        let b = body(&keys[0], READY, PRICE);
+        let bytes = signed(node.network_id(), b, &[&keys[0]]).encode();
+        let before = node.footprint().timers;
+        let actions = step(&mut node, READY, gossip(bytes));
+        if actions.iter().any(|a| matches!(a, Action::Sign { .. })) {
+            continue;
+        }
+        match node.footprint().timers - before {
+            2 => waiting += 1,
+            1 => expiring_only += 1,
+            other => panic!("node {me} set {other} timers"),
+        }
+    }
+    assert_eq!((waiting, expiring_only), (144, 52));
+}
+
 #[test]
 fn a_late_price_needs_a_verified_quorum_before_anything_is_kept() {
     let keys = keys(4);

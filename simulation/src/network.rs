@@ -346,9 +346,7 @@ impl Fabric {
                 continue;
             }
             self.mark_seen(now, node, packet.id);
-            self.peers[node]
-                .pending
-                .push((token, from, packet.clone()));
+            self.peers[node].pending.push((token, from, packet.clone()));
             return Some(Arrival {
                 from,
                 token,
