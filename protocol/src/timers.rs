@@ -26,34 +26,48 @@ pub enum Timer {
 pub(crate) struct Timers {
     queue: BTreeSet<(u64, Timer)>,
     deadline: BTreeMap<Timer, u64>,
+    /// The queue's first entry, kept beside it: a driver asks for it after every event, and
+    /// walking down to the tree's first leaf each time is most of what asking costs.
+    first: Option<(u64, Timer)>,
 }
 
 impl Timers {
     pub fn set(&mut self, timer: Timer, at: u64) {
-        if let Some(old) = self.deadline.insert(timer, at) {
+        let old = self.deadline.insert(timer, at);
+        if let Some(old) = old {
             self.queue.remove(&(old, timer));
         }
         self.queue.insert((at, timer));
+        if self.first.is_none_or(|first| (at, timer) < first) {
+            self.first = Some((at, timer));
+        } else if old.map(|old| (old, timer)) == self.first {
+            self.first = self.queue.first().copied();
+        }
+        debug_assert_eq!(self.first, self.queue.first().copied());
     }
 
     pub fn cancel(&mut self, timer: Timer) {
         if let Some(old) = self.deadline.remove(&timer) {
             self.queue.remove(&(old, timer));
+            if self.first == Some((old, timer)) {
+                self.first = self.queue.first().copied();
+            }
         }
     }
 
     pub fn next(&self) -> Option<(u64, Timer)> {
-        self.queue.first().copied()
+        self.first
     }
 
     /// Removes and returns the earliest timer due at `now`.
     pub fn pop_due(&mut self, now: u64) -> Option<Timer> {
-        let &(at, timer) = self.queue.first()?;
+        let (at, timer) = self.first?;
         if at > now {
             return None;
         }
         self.queue.pop_first();
         self.deadline.remove(&timer);
+        self.first = self.queue.first().copied();
         Some(timer)
     }
 
