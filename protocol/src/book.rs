@@ -66,7 +66,9 @@ impl Entry {
 
 #[derive(Debug, Default)]
 pub(crate) struct Book {
-    prices: BTreeMap<PriceId, Entry>,
+    /// Boxed: prices come and go in the order of their ids, at the ends of the tree's leaves, and
+    /// a leaf of whole entries (two kilobytes) was shifted on each; a leaf of pointers is small.
+    prices: BTreeMap<PriceId, Box<Entry>>,
     /// Ids known to be stored, kept until they are too old to be accepted again.
     stored: BTreeSet<PriceId>,
     /// Prices still collecting signatures, by origin.
@@ -77,11 +79,11 @@ pub(crate) struct Book {
 
 impl Book {
     pub fn get(&self, id: PriceId) -> Option<&Entry> {
-        self.prices.get(&id)
+        self.prices.get(&id).map(|entry| &**entry)
     }
 
     pub fn get_mut(&mut self, id: PriceId) -> Option<&mut Entry> {
-        self.prices.get_mut(&id)
+        self.prices.get_mut(&id).map(|entry| &mut **entry)
     }
 
     pub fn holds(&self, id: PriceId) -> bool {
@@ -93,7 +95,7 @@ impl Book {
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.prices.values()
+        self.prices.values().map(|entry| &**entry)
     }
 
     /// Prices of `origin` still collecting signatures.
@@ -105,7 +107,7 @@ impl Book {
     pub fn insert(&mut self, entry: Entry) {
         debug_assert_eq!(entry.phase, Phase::Collecting);
         *self.collecting_by_origin.entry(entry.origin).or_default() += 1;
-        self.prices.insert(entry.body.id, entry);
+        self.prices.insert(entry.body.id, Box::new(entry));
     }
 
     pub fn set_phase(&mut self, id: PriceId, phase: Phase) {
@@ -128,7 +130,7 @@ impl Book {
             self.leave_collecting(entry.origin);
         }
         self.awaiting_reference.remove(&id);
-        Some(entry)
+        Some(*entry)
     }
 
     fn leave_collecting(&mut self, origin: Address) {
