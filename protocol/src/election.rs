@@ -16,14 +16,13 @@ use crate::io::HeartbeatRow;
 pub(crate) fn rank(
     rows: &[HeartbeatRow],
     stale_ms: u64,
-    term_key: u64,
+    key: u64,
     me: Address,
     eligible: impl Fn(Address) -> bool,
     places: usize,
 ) -> Option<usize> {
     let fresh = |row: &&HeartbeatRow| row.age_ms <= stale_ms;
     rows.iter().filter(fresh).find(|row| row.node == me)?;
-    let key = term_key;
     let mine = (score(key, me), me);
     let ahead = rows
         .iter()

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::crypto::{Address, SignatureCheck, keccak256};
+use crate::crypto::{Address, Recover, SignatureCheck};
 
 /// Domain tag that starts every signed message, so our signatures mean nothing anywhere else.
 pub const DOMAIN: [u8; 16] = *b"price-oracle:v1\n";
@@ -268,7 +268,7 @@ impl PriceBody {
 
     /// keccak256 of the signed bytes: what each signature signs.
     pub fn digest(&self, network_id: &[u8; 32]) -> [u8; 32] {
-        keccak256(&self.signed_bytes(network_id))
+        self.digest_by(network_id, &Recover)
     }
 
     /// [`PriceBody::digest`], hashed by a node's `check` (which may share a memo of it).

@@ -115,9 +115,8 @@ fn wall_clock(shared: &Shared, index: usize, sim_ms: u64) -> u64 {
 impl Driver {
     /// Feeds everything due by `now`, then asks the agenda for a wake at the next thing due.
     pub fn wake(&mut self, now: u64) {
-        let deadline = self.feed_due(now);
-        let wake_at = self.next_wake(deadline).max(now);
-        self.io.shared.world().agenda.wake(self.io.index, wake_at);
+        self.feed_due(now);
+        self.wake_when_due(now);
     }
 
     /// Whether answers addressed to `incarnation` of this node are still awaited.
@@ -131,19 +130,26 @@ impl Driver {
         Some(self.clock.mono_at(at))
     }
 
-    /// The earliest of: the node's `deadline`, the next arrival, the adversary's next move.
-    fn next_wake(&self, deadline: Option<u64>) -> u64 {
+    /// Asks the agenda to wake the node at the earliest of: its deadline, its next arrival, its
+    /// adversary's next move (now, if one is past).
+    fn wake_when_due(&self, now: u64) {
+        let deadline = self.deadline();
         let arrival = self.io.shared.world().fabric.next_arrival(self.io.index);
         let unprompted = self
             .io
             .adversary
             .as_ref()
             .and_then(Adversary::next_unprompted);
-        [deadline, arrival, unprompted]
+        let at = [deadline, arrival, unprompted]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(u64::MAX / 2)
+            .unwrap_or(u64::MAX / 2);
+        self.io
+            .shared
+            .world()
+            .agenda
+            .wake(self.io.index, at.max(now));
     }
 
     /// Follows the node's wall clock as production's loop does (`protocol::Clock`), then asks for
@@ -153,13 +159,11 @@ impl Driver {
     pub fn follow_wall_clock(&mut self, now: u64) {
         let wall = wall_clock(&self.io.shared, self.io.index, now);
         self.clock.follow(wall, now);
-        let wake_at = self.next_wake(self.deadline()).max(now);
-        self.io.shared.world().agenda.wake(self.io.index, wake_at);
+        self.wake_when_due(now);
     }
 
-    /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers. Returns the
-    /// node's next deadline after that (asked once: the timer table is walked on every wake).
-    fn feed_due(&mut self, now: u64) -> Option<u64> {
+    /// Feeds everything due by `now`: local answers, arrivals, peer changes, timers.
+    fn feed_due(&mut self, now: u64) {
         let local = std::mem::take(&mut self.io.shared.world().local[self.io.index]);
         for event in local {
             self.feed(now, event);
@@ -192,12 +196,9 @@ impl Driver {
                     .publish(&mut world.agenda, now, self.io.index, bytes);
             }
         }
-        let deadline = self.deadline();
-        if deadline.is_none_or(|at| at > now) {
-            return deadline;
+        if self.deadline().is_some_and(|at| at <= now) {
+            self.feed(now, Event::TimerDue);
         }
-        self.feed(now, Event::TimerDue);
-        self.deadline()
     }
 
     /// Feeds one event to the node through the loop both drivers share, recorded with `--record`.

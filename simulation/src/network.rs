@@ -51,8 +51,8 @@ struct Peer {
     seen_rotated_at: u64,
     /// Arrivals by due time (min-heap via Reverse).
     inbox: BinaryHeap<Reverse<Delivery>>,
-    /// Delivered copies awaiting the node's verdict, by token: rarely more than one (the node
-    /// judges each copy as it is fed), so a vector, not a map that allocates per delivery.
+    /// Delivered copies awaiting the node's verdict, with their tokens: rarely more than one (the
+    /// node judges each copy as it is fed), so a vector, not a map that allocates per delivery.
     pending: Vec<(u64, usize, Arc<Packet>)>,
     /// This node's invalid-message penalty of each peer that sent it one.
     penalties: BTreeMap<usize, Penalty>,

@@ -104,6 +104,8 @@ type Recovery = ([u8; 32], [u8; 65]);
 #[derive(Default)]
 pub struct SharedRecovery {
     memo: Mutex<HashedMap<Recovery, Option<Address>>>,
+    /// By the whole input: unlike digests and signatures, inputs are not hash outputs (a price's
+    /// signed bytes all begin alike), so `HashedMap`'s first-words hashing would not do.
     hashes: Mutex<HashMap<Box<[u8]>, [u8; 32]>>,
 }
 

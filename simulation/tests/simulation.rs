@@ -444,8 +444,11 @@ mod cli {
         };
         let (a, first) = run_one(twice.clone(), &mut reports);
         let (b, second) = run_one(restless.clone(), &mut reports);
-        if !(a && b) {
+        if !a {
             failed.push(twice.replay_command());
+        }
+        if !b {
+            failed.push(restless.replay_command());
         }
         if first != second {
             eprintln!(
