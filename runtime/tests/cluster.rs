@@ -269,7 +269,15 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
             let mut said = Vec::new();
             let replayed = runtime::replay::replay(&args, &mut |line| said.push(line))
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            assert!(replayed.checks > 0, "{}: {replayed:?}", file.display());
+            // The rotating node rotates right after the event that filled half its limit: if
+            // that was its last before it stopped, its newest file holds only the snapshot it
+            // begins from (the rotated-out file carries the events and their check).
+            let only_a_snapshot = node == 3 && replayed.events == 0;
+            assert!(
+                replayed.checks > 0 || only_a_snapshot,
+                "{}: {replayed:?}",
+                file.display()
+            );
             let from_snapshot = said.iter().any(|l| l.contains("from a snapshot"));
             assert_eq!(from_snapshot, node == 3, "{}: {said:?}", file.display());
         }
