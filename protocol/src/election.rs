@@ -65,16 +65,33 @@ mod tests {
             .collect()
     }
 
+    /// `rank` in `term`, rows stale after 15 s.
+    fn place(
+        rows: &[HeartbeatRow],
+        term: u64,
+        node: Address,
+        eligible: impl Fn(Address) -> bool,
+        places: usize,
+    ) -> Option<usize> {
+        rank(
+            rows,
+            15_000,
+            term_key(term, &Recover),
+            node,
+            eligible,
+            places,
+        )
+    }
+
     /// The writer of a term: the node ranked 0.
     fn writer(
         rows: &[HeartbeatRow],
         term: u64,
         eligible: impl Fn(Address) -> bool,
     ) -> Option<Address> {
-        rows.iter().map(|row| row.node).find(|&node| {
-            eligible(node)
-                && rank(rows, 15_000, term_key(term, &Recover), node, &eligible, 1) == Some(0)
-        })
+        rows.iter()
+            .map(|row| row.node)
+            .find(|&node| eligible(node) && place(rows, term, node, &eligible, 1) == Some(0))
     }
 
     #[test]
@@ -87,49 +104,19 @@ mod tests {
             let mut with_stale = fresh.clone();
             with_stale.iter_mut().find(|r| r.node == w).unwrap().age_ms = 15_001;
             assert_ne!(writer(&with_stale, term, |_| true), Some(w));
-            assert_eq!(
-                rank(
-                    &with_stale,
-                    15_000,
-                    term_key(term, &Recover),
-                    w,
-                    |_| true,
-                    4
-                ),
-                None
-            );
+            assert_eq!(place(&with_stale, term, w, |_| true, 4), None);
             assert_ne!(writer(&fresh, term, |a| a != w), Some(w));
             // Every fresh node has its own place in the order.
             let mut ranks: Vec<_> = fresh
                 .iter()
-                .map(|r| {
-                    rank(
-                        &fresh,
-                        15_000,
-                        term_key(term, &Recover),
-                        r.node,
-                        |_| true,
-                        4,
-                    )
-                    .unwrap()
-                })
+                .map(|r| place(&fresh, term, r.node, |_| true, 4).unwrap())
                 .collect();
             ranks.sort_unstable();
             assert_eq!(ranks, [0, 1, 2, 3]);
             // Past the places asked for, no place.
             let placed = fresh
                 .iter()
-                .filter(|r| {
-                    rank(
-                        &fresh,
-                        15_000,
-                        term_key(term, &Recover),
-                        r.node,
-                        |_| true,
-                        2,
-                    )
-                    .is_some()
-                })
+                .filter(|r| place(&fresh, term, r.node, |_| true, 2).is_some())
                 .count();
             assert_eq!(placed, 2);
         }
