@@ -86,13 +86,12 @@ pub(crate) fn fits(config: &Config, body: &PriceBody) -> Result<(), Flaw> {
 impl crate::io::PriceRow {
     /// [`audit`] of this row.
     pub fn audit(&self, config: &Config) -> Result<(), Flaw> {
-        let signatures: Vec<_> = self.signatures().iter().map(|(&a, &s)| (a, s)).collect();
         audit(
             config,
             &self.message.network_id,
             &self.message.body,
             self.origin,
-            &signatures,
+            self.signatures().as_slice(),
         )
     }
 }

@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::crypto::{Address, Signature};
+use crate::crypto::Address;
 use crate::price::{PriceBody, PriceId};
+use crate::signatures::Signatures;
 
 /// What a node holds about one price id.
 #[derive(Debug, Clone)]
@@ -15,7 +16,7 @@ pub(crate) struct Entry {
     pub digest: [u8; 32],
     pub origin: Address,
     /// Distinct, verified, allowed signers.
-    pub signatures: BTreeMap<Address, Signature>,
+    pub signatures: Signatures,
     pub last_signature_at: u64,
     /// Changed only through [`Book::set_phase`], which keeps the per-origin counts.
     phase: Phase,
@@ -43,7 +44,7 @@ impl Entry {
             body,
             digest,
             origin,
-            signatures: BTreeMap::new(),
+            signatures: Signatures::new(),
             last_signature_at: now,
             phase: Phase::Collecting,
             decided: false,

@@ -15,6 +15,7 @@ use crate::crypto::{Address, Keypair};
 use crate::io::{Action, Broadcast, Event, HeartbeatRow, MessageRef, Verdict, WriteOutcome};
 use crate::node::Node;
 use crate::price::{Feed, Price, PriceBody, PriceId};
+use crate::signatures::Signatures;
 use crate::wire::Message;
 
 const T0: u64 = 1_767_225_600_000;
@@ -297,7 +298,7 @@ impl Hostile {
     fn signed(&self, body: PriceBody, signers: u8) -> Option<Vec<u8>> {
         let network_id = self.node.network_id();
         let digest = body.digest(&network_id);
-        let signatures: BTreeMap<_, _> = (0..KEYS)
+        let signatures: Signatures = (0..KEYS)
             .filter(|k| signers & (1 << k) != 0)
             .map(|k| (self.keys[k].address(), self.keys[k].sign(&digest)))
             .collect();

@@ -1,11 +1,10 @@
 //! What goes into a node ([`Event`]) and what comes out ([`Action`]). The driver executes every
 //! action and reports the outcome back as an event; nothing else crosses the boundary.
 
-use std::collections::BTreeMap;
-
 use crate::crypto::{Address, Signature};
 use crate::metrics::{Ignored, Misbehaviour};
 use crate::price::{Price, PriceId};
+use crate::signatures::Signatures;
 use crate::wire::Message;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +119,7 @@ pub struct PriceRow {
 }
 
 impl PriceRow {
-    pub fn signatures(&self) -> &BTreeMap<Address, Signature> {
+    pub fn signatures(&self) -> &Signatures {
         self.message.signatures()
     }
 }

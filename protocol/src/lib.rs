@@ -25,6 +25,7 @@ pub mod metrics;
 mod node;
 pub mod price;
 mod receive;
+pub mod signatures;
 mod snapshot;
 pub mod testing;
 pub mod timers;
@@ -43,6 +44,7 @@ pub use io::{
 pub use metrics::{Counters, Ignored, Misbehaviour};
 pub use node::{Footprint, Node};
 pub use price::{Feed, Price, PriceBody, PriceId};
+pub use signatures::Signatures;
 pub use snapshot::RestoreError;
 pub use timers::Timer;
 pub use wire::{DecodeError, MAX_MESSAGE_LEN, MAX_SIGNATURES, Message, message_id};

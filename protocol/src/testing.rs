@@ -2,12 +2,11 @@
 //! for production), price bodies, signed messages, and feeding a node one event. One definition
 //! for the protocol's tests, the hostile harness, the benchmarks and the runtime's tests.
 
-use std::collections::BTreeMap;
-
 use crate::crypto::Keypair;
 use crate::io::{Action, Event};
 use crate::node::Node;
 use crate::price::{Feed, Price, PriceBody, PriceId};
+use crate::signatures::Signatures;
 use crate::wire::Message;
 
 /// The key whose secret is `secret` as a 32-byte big-endian number.
@@ -36,7 +35,7 @@ pub fn body(origin: &Keypair, observed_at_ms: u64, units: u128) -> PriceBody {
 /// `body` signed by each of `signers` (1 to 16 of them) for the network `network_id`.
 pub fn signed(network_id: [u8; 32], body: PriceBody, signers: &[&Keypair]) -> Message {
     let digest = body.digest(&network_id);
-    let signatures: BTreeMap<_, _> = signers
+    let signatures: Signatures = signers
         .iter()
         .map(|k| (k.address(), k.sign(&digest)))
         .collect();

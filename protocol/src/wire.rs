@@ -15,10 +15,9 @@
 //! 91      85*n  n × (signer address 20 ‖ signature r‖s‖v 65), signers strictly ascending
 //! ```
 
-use std::collections::BTreeMap;
-
 use crate::crypto::{Address, Signature, keccak256};
 use crate::price::{Feed, MAX_DECIMALS, Price, PriceBody, PriceId};
+use crate::signatures::Signatures;
 
 pub const VERSION: u8 = 1;
 /// Most signatures one message may carry.
@@ -39,16 +38,12 @@ pub fn message_id(bytes: &[u8]) -> [u8; 32] {
 pub struct Message {
     pub network_id: [u8; 32],
     pub body: PriceBody,
-    signatures: BTreeMap<Address, Signature>,
+    signatures: Signatures,
 }
 
 impl Message {
     /// `None` when there are no signatures or more than [`MAX_SIGNATURES`].
-    pub fn new(
-        network_id: [u8; 32],
-        body: PriceBody,
-        signatures: BTreeMap<Address, Signature>,
-    ) -> Option<Message> {
+    pub fn new(network_id: [u8; 32], body: PriceBody, signatures: Signatures) -> Option<Message> {
         (1..=MAX_SIGNATURES)
             .contains(&signatures.len())
             .then_some(Message {
@@ -58,7 +53,7 @@ impl Message {
             })
     }
 
-    pub fn signatures(&self) -> &BTreeMap<Address, Signature> {
+    pub fn signatures(&self) -> &Signatures {
         &self.signatures
     }
 
@@ -72,7 +67,7 @@ impl Message {
         out.push(self.body.decimals);
         out.extend_from_slice(&self.body.observed_at_ms.to_be_bytes());
         out.push(self.signatures.len() as u8);
-        for (signer, signature) in &self.signatures {
+        for (signer, signature) in self.signatures.iter() {
             out.extend_from_slice(&signer.0);
             out.extend_from_slice(&signature.0);
         }
@@ -106,7 +101,7 @@ impl Message {
             std::cmp::Ordering::Greater => return Err(DecodeError::TrailingBytes),
             std::cmp::Ordering::Equal => {}
         }
-        let mut signatures = BTreeMap::new();
+        let mut signatures = Signatures::new();
         let mut previous: Option<Address> = None;
         for _ in 0..count {
             let signer = Address(reader.take::<20>()?);
@@ -197,7 +192,7 @@ mod tests {
             assert_eq!(Message::decode(&bytes), Ok(message));
         }
         assert_eq!(sample(16).encode().len(), MAX_MESSAGE_LEN);
-        assert!(Message::new([0; 32], sample(1).body, BTreeMap::new()).is_none());
+        assert!(Message::new([0; 32], sample(1).body, Signatures::new()).is_none());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! A Byzantine member: it runs the protocol like everyone (so it holds a key on the allowlist,
 //! heartbeats and co-signs) but bends what it sends, as its [`Attack`]s say.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
-use protocol::{Address, Broadcast, Keypair, Message, Price, Signature};
+use protocol::{Address, Broadcast, Keypair, Message, Price, Signature, Signatures};
 
 use crate::dice::Dice;
 use crate::scenario::Attack;
@@ -87,13 +87,13 @@ impl Adversary {
     ) -> Option<Vec<u8>> {
         let network_id = message.network_id;
         let digest = message.body.digest(&network_id);
-        let mut signatures: BTreeMap<Address, Signature> = message.signatures().clone();
+        let mut signatures = message.signatures().clone();
         match attack {
             Attack::Equivocate if why == Broadcast::Publish => {
                 let mut body = message.body;
                 body.price = Price(body.price.0 + body.price.0 / 50);
                 let signature = self.key.sign(&body.digest(&network_id));
-                let signatures = BTreeMap::from([(self.key.address(), signature)]);
+                let signatures = Signatures::from_iter([(self.key.address(), signature)]);
                 Some(Message::new(network_id, body, signatures)?.encode())
             }
             Attack::InvalidSignature => {

@@ -1,9 +1,9 @@
 //! A price as its columns, in the text forms both databases store: the one mapping between
 //! `PriceRow` and a row.
 
-use std::collections::BTreeMap;
-
-use protocol::{Address, Feed, Message, Price, PriceBody, PriceId, PriceRow, Signature};
+use protocol::{
+    Address, Feed, Message, Price, PriceBody, PriceId, PriceRow, Signature, Signatures,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{Row, StoreError};
@@ -117,7 +117,7 @@ impl Record {
             what: what.to_owned(),
         };
         let count = parts.signatures.len();
-        let signatures: BTreeMap<_, _> = parts.signatures.into_iter().collect();
+        let signatures: Signatures = parts.signatures.into_iter().collect();
         if signatures.len() != count {
             return Err(corrupt("a signer is listed twice"));
         }
