@@ -95,6 +95,7 @@ impl Book {
         self.prices.len()
     }
 
+    /// In ascending order of id.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.prices.values().map(|entry| &**entry)
     }

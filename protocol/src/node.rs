@@ -494,12 +494,12 @@ impl Node {
             self.now + self.config.heartbeat_interval_ms,
         );
         self.push(Action::Heartbeat);
+        // Entries come in the order of their ids: the first ready one is the oldest.
         let oldest_ready = self
             .book
             .entries()
-            .filter(|e| e.reached_quorum())
-            .map(|e| e.body.id)
-            .min();
+            .find(|e| e.reached_quorum())
+            .map(|e| e.body.id);
         self.push(Action::ReadDatabase {
             stored_since: oldest_ready,
         });
