@@ -5,9 +5,9 @@
 //! nodes). With `--seed N`: that one run, replayed exactly. With `--for 1h`: fresh seeds until one
 //! fails or the time is up.
 
-/// Thousands of nodes allocate and free small entries all the time, and the nodes' synchronous
-/// heartbeat reads free thousands of table copies at once: glibc's allocator returned those to
-/// the kernel and took them back zeroed every five simulated seconds.
+/// Thousands of nodes allocate and free small entries all the time: with mimalloc a 2,000-node run
+/// takes a quarter less time than with glibc's allocator (README, the speed section). At 10,000
+/// nodes the two come out even: both hand the heartbeat reads' freed copies back to the kernel.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
