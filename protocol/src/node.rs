@@ -469,7 +469,10 @@ impl Node {
                 self.timers.set(Timer::Retransmit(id), at);
             }
         }
-        if phase != Phase::Collecting || count >= self.config.quorum {
+        // Only a node in the order of writers (or with a write in flight) times a write: one that
+        // takes a place later sets the timers of every ready price then (`set_lease`).
+        let writes = self.writing_rank().is_some() || phase == Phase::Writing;
+        if writes && (phase != Phase::Collecting || count >= self.config.quorum) {
             self.timers.set(Timer::Write(id), write_at);
         }
         added

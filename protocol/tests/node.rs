@@ -1029,6 +1029,45 @@ fn backups_write_a_ready_price_not_seen_stored_one_step_apart() {
     );
 }
 
+/// A node outside the order of writers keeps only a ready price's expiry: in a large network that
+/// is nearly every node for every price, and a write timer there would fire only to do nothing.
+/// Once the node takes a place it writes the price when due all the same.
+#[test]
+fn only_a_node_in_the_order_of_writers_sets_write_timers() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    // A term in which keys[3] writes; the price arrives while its lease is lost.
+    let mut now = READY;
+    loop {
+        keep_lease(&mut node, &keys, [now].into_iter());
+        if node.is_writer() {
+            break;
+        }
+        now += 60_000;
+    }
+    step(&mut node, now, Event::DatabaseUnreachable);
+    let b = body(&keys[0], now, PRICE + 10_000_000_000); // out of band: it will not sign
+    let ready = signed(node.network_id(), b, &[&keys[0], &keys[1], &keys[2]]);
+    let before = node.footprint().timers;
+    step(&mut node, now, gossip(ready.encode()));
+    assert_eq!(node.footprint().timers - before, 1, "the expiry, no write");
+    // The lease comes back within the term, before the price is due.
+    let due = now + node.config().write_delay_ms;
+    keep_lease(&mut node, &keys, (now + 5_000..due).step_by(5_000));
+    assert!(node.is_writer());
+    assert_eq!(writes(step(&mut node, due - 1, Event::TimerDue)), []);
+    let row = PriceRow {
+        message: ready,
+        origin: keys[0].address(),
+        last_signature_at_ms: now,
+        writer: keys[3].address(),
+    };
+    assert_eq!(
+        writes(step(&mut node, due, Event::TimerDue)),
+        [Action::Write(row)]
+    );
+}
+
 #[test]
 fn a_write_the_database_never_answers_is_retried() {
     let keys = keys(4);
