@@ -2,10 +2,9 @@
 //! the hasher keeps the first 8 bytes of each part of the key instead of hashing it again. These
 //! lookups run on every delivery, and SipHash over them was a tenth of a large run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-pub type HashedSet<K> = HashSet<K, BuildHasherDefault<FirstWords>>;
 pub type HashedMap<K, V> = HashMap<K, V, BuildHasherDefault<FirstWords>>;
 
 #[derive(Default)]

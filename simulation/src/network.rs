@@ -4,56 +4,57 @@
 //! scored as production's gossipsub scores them (`protocol::gossip`): pruned from the mesh, left
 //! out of publications, graylisted, and forgiven as the penalty decays.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-use std::sync::Arc;
+use std::rc::Rc;
 
 use protocol::Verdict;
 use protocol::gossip::{GRAYLIST_THRESHOLD, PRUNE_BACKOFF_MS, PUBLISH_THRESHOLD, Penalty};
 
 use crate::agenda::{Agenda, Unordered};
 use crate::dice::Dice;
-use crate::hashed::HashedSet;
+use crate::hashed::HashedMap;
 use crate::scenario::Network as Settings;
 
-/// One message on the wire, its id the hash of its bytes.
+/// One message on the wire, with the duplicate caches' record of its id (the hash of its bytes).
 #[derive(Debug)]
 pub struct Packet {
-    pub id: u64,
     pub bytes: Vec<u8>,
+    seen: Rc<SeenBy>,
 }
 
-impl Packet {
-    pub fn new(bytes: Vec<u8>) -> Arc<Packet> {
-        Arc::new(Packet {
-            id: content_hash(&bytes),
-            bytes,
-        })
+/// Which nodes' duplicate caches hold one message id: for each node, the generation of its cache
+/// the id went into (0: never). Kept by id, not by node, because a message's spread asks about
+/// one id at every node in turn: the answers sit side by side instead of in a cache per node.
+struct SeenBy {
+    generations: Box<[Cell<u32>]>,
+}
+
+impl std::fmt::Debug for SeenBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SeenBy")
     }
 }
 
 /// A copy on its way: (due at, token, from, the packet), ordered by time, then token.
-type Delivery = (u64, u64, usize, Unordered<Arc<Packet>>);
+type Delivery = (u64, u64, usize, Unordered<Rc<Packet>>);
 
 /// A delivery due at a node: from whom, and the copy's token for the verdict.
 #[derive(Debug)]
 pub struct Arrival {
     pub from: usize,
     pub token: u64,
-    pub packet: Arc<Packet>,
+    pub packet: Rc<Packet>,
 }
 
 #[derive(Default)]
 struct Peer {
-    /// Two generations of seen ids, rotated every half `seen_for_ms`: an id is remembered for
-    /// between half and all of it.
-    seen: [HashedSet<u64>; 2],
-    seen_rotated_at: u64,
     /// Arrivals by due time (min-heap via Reverse).
     inbox: BinaryHeap<Reverse<Delivery>>,
     /// Delivered copies awaiting the node's verdict, with their tokens: rarely more than one (the
     /// node judges each copy as it is fed), so a vector, not a map that allocates per delivery.
-    pending: Vec<(u64, usize, Arc<Packet>)>,
+    pending: Vec<(u64, usize, Rc<Packet>)>,
     /// This node's invalid-message penalty of each peer that sent it one.
     penalties: BTreeMap<usize, Penalty>,
     /// Peers pruned from this node's mesh, and until when at least (the backoff).
@@ -77,6 +78,15 @@ pub struct Fabric {
     dice: Dice,
     mesh: Vec<Vec<usize>>,
     peers: Vec<Peer>,
+    /// Each node's duplicate cache, in two generations rotated every half `seen_for_ms`: an id
+    /// marked in generation g is remembered while the node's generation is g or g + 1, so for
+    /// between half and all of `seen_for_ms`.
+    generation: Vec<u32>,
+    seen_rotated_at: Vec<u64>,
+    /// Every message id a node may still remember, and which nodes do.
+    seen_by: HashedMap<u64, Rc<SeenBy>>,
+    /// When ids nobody remembers are next dropped from `seen_by`.
+    next_sweep_at: u64,
     up: Vec<bool>,
     /// Partition side of each node (0 or 1) and whether only 1 → 0 is cut.
     side: Vec<u8>,
@@ -120,6 +130,10 @@ impl Fabric {
         Fabric {
             mesh: links.into_iter().map(|l| l.into_iter().collect()).collect(),
             peers: (0..nodes).map(|_| Peer::default()).collect(),
+            generation: vec![1; nodes],
+            seen_rotated_at: vec![0; nodes],
+            seen_by: HashedMap::default(),
+            next_sweep_at: 0,
             up: vec![false; nodes],
             side: vec![0; nodes],
             partitioned: false,
@@ -149,8 +163,10 @@ impl Fabric {
     /// as production's swarm reports it: they are woken to count their peers again.
     pub fn set_up(&mut self, agenda: &mut Agenda, now: u64, node: usize, up: bool) {
         self.up[node] = up;
-        // Volatile state goes with the process.
+        // Volatile state goes with the process: two generations on, nothing is remembered.
         self.peers[node] = Peer::default();
+        self.generation[node] += 2;
+        self.seen_rotated_at[node] = 0;
         self.mesh[node]
             .iter()
             .for_each(|&peer| agenda.wake(peer, now));
@@ -194,14 +210,36 @@ impl Fabric {
     /// A node publishes its own message: to every mesh peer, unless its duplicate cache still
     /// holds the same bytes (gossipsub refuses to publish those).
     pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) {
-        let packet = Packet::new(bytes);
+        let packet = self.packet(now, bytes);
         self.rotate_seen(now, from);
-        if self.has_seen(from, packet.id) {
+        if self.has_seen(from, &packet) {
             self.traffic.refused_duplicates += 1;
             return;
         }
-        self.mark_seen(now, from, packet.id);
+        self.mark_seen(now, from, &packet);
         self.send_to_mesh(agenda, now, from, None, &packet);
+    }
+
+    /// A packet of `bytes`, sharing the duplicate caches' record of its id with every other packet
+    /// of the same id. Now and then, ids no node remembers and no packet carries are forgotten.
+    fn packet(&mut self, now: u64, bytes: Vec<u8>) -> Rc<Packet> {
+        if now >= self.next_sweep_at {
+            self.next_sweep_at = now + self.settings.seen_for_ms;
+            let generation = &self.generation;
+            self.seen_by.retain(|_, seen| {
+                Rc::strong_count(seen) > 1
+                    || (seen.generations.iter().zip(generation))
+                        .any(|(marked, &now)| remembers(marked.get(), now))
+            });
+        }
+        let nodes = self.generation.len();
+        let seen = self.seen_by.entry(content_hash(&bytes)).or_insert_with(|| {
+            Rc::new(SeenBy {
+                generations: vec![Cell::new(0); nodes].into(),
+            })
+        });
+        let seen = seen.clone();
+        Rc::new(Packet { bytes, seen })
     }
 
     /// The node's verdict on a delivered copy: forward it, drop it, or drop it and penalise.
@@ -265,7 +303,7 @@ impl Fabric {
         now: u64,
         from: usize,
         except: Option<usize>,
-        packet: &Arc<Packet>,
+        packet: &Rc<Packet>,
     ) {
         for k in 0..self.mesh[from].len() {
             let to = self.mesh[from][k];
@@ -285,7 +323,7 @@ impl Fabric {
         now: u64,
         from: usize,
         to: usize,
-        packet: &Arc<Packet>,
+        packet: &Rc<Packet>,
     ) {
         self.traffic.messages += 1;
         self.traffic.bytes += packet.bytes.len() as u64;
@@ -303,7 +341,7 @@ impl Fabric {
         // A copy the receiver has already seen, or from a peer it graylists, would be dropped on
         // arrival: skip the work.
         if !self.up[to]
-            || self.has_seen(to, packet.id)
+            || self.has_seen(to, packet)
             || self.score(now, to, from) < GRAYLIST_THRESHOLD
         {
             return;
@@ -342,10 +380,10 @@ impl Fabric {
                 return None;
             }
             let Reverse((_, token, from, Unordered(packet))) = peer.inbox.pop()?;
-            if self.has_seen(node, packet.id) {
+            if self.has_seen(node, &packet) {
                 continue;
             }
-            self.mark_seen(now, node, packet.id);
+            self.mark_seen(now, node, &packet);
             self.peers[node].pending.push((token, from, packet.clone()));
             return Some(Arrival {
                 from,
@@ -355,25 +393,27 @@ impl Fabric {
         }
     }
 
-    fn has_seen(&self, node: usize, id: u64) -> bool {
-        let seen = &self.peers[node].seen;
-        seen[0].contains(&id) || seen[1].contains(&id)
+    fn has_seen(&self, node: usize, packet: &Packet) -> bool {
+        remembers(packet.seen.generations[node].get(), self.generation[node])
     }
 
     fn rotate_seen(&mut self, now: u64, node: usize) {
         let half = self.settings.seen_for_ms / 2;
-        let peer = &mut self.peers[node];
-        if now >= peer.seen_rotated_at + half {
-            peer.seen.swap(0, 1);
-            peer.seen[0].clear();
-            peer.seen_rotated_at = now;
+        if now >= self.seen_rotated_at[node] + half {
+            self.generation[node] += 1;
+            self.seen_rotated_at[node] = now;
         }
     }
 
-    fn mark_seen(&mut self, now: u64, node: usize, id: u64) {
+    fn mark_seen(&mut self, now: u64, node: usize, packet: &Packet) {
         self.rotate_seen(now, node);
-        self.peers[node].seen[0].insert(id);
+        packet.seen.generations[node].set(self.generation[node]);
     }
+}
+
+/// Whether a cache now in generation `now` still holds an id marked in generation `marked`.
+fn remembers(marked: u32, now: u32) -> bool {
+    marked != 0 && marked + 1 >= now
 }
 
 /// The message id production's gossipsub computes (`protocol::message_id`), its first 8 bytes as
