@@ -317,14 +317,7 @@ impl Fabric {
         }
     }
 
-    fn send(
-        &mut self,
-        agenda: &mut Agenda,
-        now: u64,
-        from: usize,
-        to: usize,
-        packet: &Rc<Packet>,
-    ) {
+    fn send(&mut self, agenda: &mut Agenda, now: u64, from: usize, to: usize, packet: &Rc<Packet>) {
         self.traffic.messages += 1;
         self.traffic.bytes += packet.bytes.len() as u64;
         let sent = &mut self.sent_by[from];
