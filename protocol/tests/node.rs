@@ -905,17 +905,13 @@ fn keep_lease(node: &mut Node, keys: &[Keypair], times: impl Iterator<Item = u64
     }
 }
 
-/// keys[3] elected writer, holding a ready price it did not sign (out of band); returns the node,
-/// the row it will write and when it is due.
-fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
-    let mut node = observing_node(keys, 3);
-    let net = node.network_id();
-    // Make this node the writer: find a term in which it wins.
-    let mut now = READY;
+/// Reads fresh heartbeat rows once a term from `now` on until `node` is the writer; returns when,
+/// and the actions of that read.
+fn until_writer(node: &mut Node, keys: &[Keypair], mut now: u64) -> (u64, Vec<Action>) {
     loop {
         let heartbeats = rows(keys, 0);
         let actions = step(
-            &mut node,
+            node,
             now,
             Event::DatabaseRead {
                 heartbeats,
@@ -923,14 +919,23 @@ fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
             },
         );
         if node.is_writer() {
-            assert_eq!(
-                actions,
-                [Action::Report(Report::WriterChanged { writer: true })]
-            );
-            break;
+            return (now, actions);
         }
         now += 60_000;
     }
+}
+
+/// keys[3] elected writer, holding a ready price it did not sign (out of band); returns the node,
+/// the row it will write and when it is due.
+fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
+    let mut node = observing_node(keys, 3);
+    let net = node.network_id();
+    // Make this node the writer: find a term in which it wins.
+    let (now, actions) = until_writer(&mut node, keys, READY);
+    assert_eq!(
+        actions,
+        [Action::Report(Report::WriterChanged { writer: true })]
+    );
     let b = body(&keys[0], now, PRICE + 10_000_000_000);
     let ready = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
     step(&mut node, now, gossip(ready.encode()));
@@ -1037,14 +1042,7 @@ fn only_a_node_in_the_order_of_writers_sets_write_timers() {
     let keys = keys(4);
     let mut node = observing_node(&keys, 3);
     // A term in which keys[3] writes; the price arrives while its lease is lost.
-    let mut now = READY;
-    loop {
-        keep_lease(&mut node, &keys, [now].into_iter());
-        if node.is_writer() {
-            break;
-        }
-        now += 60_000;
-    }
+    let (now, _) = until_writer(&mut node, &keys, READY);
     step(&mut node, now, Event::DatabaseUnreachable);
     let b = body(&keys[0], now, PRICE + 10_000_000_000); // out of band: it will not sign
     let ready = signed(node.network_id(), b, &[&keys[0], &keys[1], &keys[2]]);
