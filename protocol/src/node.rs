@@ -212,13 +212,19 @@ impl Node {
         self.book.check(&self.timers, &self.config)
     }
 
-    /// The first moment from `from` on at this node's phase of the price interval. The phase comes
-    /// from the address, so the network's publications spread evenly over the interval however
-    /// its nodes were started (all at once, say, after an outage), and a restart keeps it.
+    /// The first moment from `from` on at this node's phase of the price interval.
     fn next_publication(&self, from: u64) -> u64 {
-        let interval = self.config.price_interval_ms;
-        let tail: [u8; 8] = self.me.0[12..].try_into().expect("8 bytes");
-        let phase = u64::from_be_bytes(tail) % interval;
+        self.next_at_phase(from, self.config.price_interval_ms, 12)
+    }
+
+    /// The first moment from `from` on at this node's phase of `interval`, which the 8 bytes of
+    /// the address from `byte` on set. So the network's publications and database reads spread
+    /// evenly over their intervals however its nodes were started (all at once, say, after an
+    /// outage), and a restart keeps them; each uses other bytes, so that a node's own publication
+    /// and read do not fall due together whenever one interval divides the other.
+    fn next_at_phase(&self, from: u64, interval: u64, byte: usize) -> u64 {
+        let bytes: [u8; 8] = self.me.0[byte..byte + 8].try_into().expect("8 bytes");
+        let phase = u64::from_be_bytes(bytes) % interval;
         let at = from - from % interval + phase;
         if at < from { at + interval } else { at }
     }
@@ -492,10 +498,9 @@ impl Node {
     }
 
     fn on_heartbeat_timer(&mut self) {
-        self.timers.set(
-            Timer::Heartbeat,
-            self.now + self.config.heartbeat_interval_ms,
-        );
+        // The first beat is at start; from the second on, at this node's phase.
+        let next = self.next_at_phase(self.now + 1, self.config.heartbeat_interval_ms, 4);
+        self.timers.set(Timer::Heartbeat, next);
         self.push(Action::Heartbeat);
         // Entries come in the order of their ids: the first ready one is the oldest.
         let oldest_ready = self

@@ -85,8 +85,7 @@ fn starts_with_a_heartbeat_then_observes_and_publishes() {
     let restart = T0 + 123_456;
     let mut later = Node::new(config(&keys), keys[0].address(), 7, restart).unwrap();
     step(&mut later, restart, Event::TimerDue);
-    let (later_at, timer) = later.poll_timeout().unwrap();
-    assert_eq!(timer, Timer::Observe);
+    let later_at = until_timer(&mut later, Timer::Observe);
     assert!(later_at >= restart);
     assert_eq!(later_at % interval, at % interval);
     assert_eq!(step(&mut node, at, Event::TimerDue), [Action::FetchPrices]);
@@ -145,6 +144,39 @@ fn starts_with_a_heartbeat_then_observes_and_publishes() {
         [keys[0].address()]
     );
     assert_eq!(node.counters().published, 1);
+}
+
+/// Nodes started together (after an outage, say) must not read the database together for ever:
+/// after the heartbeat at start, each beats at its own phase of the interval, which comes from its
+/// address (as publications do), so a restart keeps it.
+#[test]
+fn heartbeats_keep_a_phase_of_their_own_from_the_second_on() {
+    let keys = keys(8);
+    let interval = config(&keys).heartbeat_interval_ms;
+    // When the node beats next after its start (its observations may fall due at the same moment).
+    let second_beat = |key: &Keypair, start: u64| {
+        let mut node = Node::new(config(&keys), key.address(), 42, start).unwrap();
+        assert_eq!(node.poll_timeout(), Some((start, Timer::Heartbeat)));
+        step(&mut node, start, Event::TimerDue);
+        loop {
+            let (at, _) = node.poll_timeout().unwrap();
+            if step(&mut node, at, Event::TimerDue).contains(&Action::Heartbeat) {
+                return at;
+            }
+        }
+    };
+    let phases: std::collections::BTreeSet<u64> = keys
+        .iter()
+        .map(|key| {
+            let at = second_beat(key, T0);
+            assert!((T0 + 1..=T0 + interval).contains(&at), "{at}");
+            at % interval
+        })
+        .collect();
+    assert!(phases.len() > keys.len() / 2, "{phases:?}");
+    let restart = T0 + 123_457;
+    let at = second_beat(&keys[0], restart);
+    assert_eq!(at % interval, second_beat(&keys[0], T0) % interval);
 }
 
 #[test]
