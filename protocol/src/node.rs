@@ -526,6 +526,9 @@ impl Node {
             self.mark_stored(id);
         }
         let term = self.now / self.config.writer_term_ms;
+        // The order is this term's: it ends with the term, before the next read (nodes read at
+        // phases of their own, and the next term's writer takes over at its first).
+        let term_end = (term + 1) * self.config.writer_term_ms;
         let stale = self.config.heartbeat_stale_ms;
         let lease = heartbeats
             .iter()
@@ -537,14 +540,17 @@ impl Node {
                 let rank = election::rank(heartbeats, stale, key, self.me, eligible, places)?;
                 Some(Lease {
                     rank,
-                    until: self.now + stale - row.age_ms,
+                    until: (self.now + stale - row.age_ms).min(term_end),
                 })
             });
         self.set_lease(lease);
     }
 
     fn set_lease(&mut self, lease: Option<Lease>) {
-        let (was, rank_was) = (self.is_writer(), self.writing_rank());
+        // What was last reported: a lease that ran out (at its term's end, say) still counts until
+        // it is replaced here, so that its end is reported too.
+        let was = self.lease.is_some_and(|lease| lease.rank == 0);
+        let rank_was = self.writing_rank();
         self.lease = lease;
         let is = self.is_writer();
         if was != is {

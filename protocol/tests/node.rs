@@ -962,8 +962,9 @@ fn until_writer(node: &mut Node, keys: &[Keypair], mut now: u64) -> (u64, Vec<Ac
 fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
     let mut node = observing_node(keys, 3);
     let net = node.network_id();
-    // Make this node the writer: find a term in which it wins.
-    let (now, actions) = until_writer(&mut node, keys, READY);
+    // Make this node the writer: find a term in which it wins, from the term's start, so that the
+    // write and its retries fall within it.
+    let (now, actions) = until_writer(&mut node, keys, T0 + 60_000);
     assert_eq!(
         actions,
         [Action::Report(Report::WriterChanged { writer: true })]
@@ -980,6 +981,36 @@ fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
         writer: keys[3].address(),
     };
     (node, row, write_at)
+}
+
+/// The order of writers is drawn per term, and nodes read the table at phases of their own: a
+/// writer that went on writing past its term's end, until its next read, would write beside the
+/// next term's writer, which took over at its own read.
+#[test]
+fn a_writers_lease_ends_with_its_term() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    let net = node.network_id();
+    let (elected, _) = until_writer(&mut node, &keys, READY);
+    let term_ms = config(&keys).writer_term_ms;
+    let term_end = elected - elected % term_ms + term_ms;
+    // Ready 25 s later, so due 5 s into the next term; the last read is 5 s before the term ends.
+    let signed_at = elected + 25_000;
+    let b = body(&keys[0], signed_at, PRICE + 10_000_000_000);
+    let ready = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
+    step(&mut node, signed_at, gossip(ready.encode()));
+    keep_lease(&mut node, &keys, (elected..term_end).step_by(5_000));
+    assert!(node.is_writer());
+    let due = signed_at + 30_000;
+    assert!(due > term_end);
+    let at_due = step(&mut node, due, Event::TimerDue);
+    assert_eq!(writes(at_due.clone()), []);
+    assert!(!node.is_writer());
+    // And the end is reported (the node's health says whether it writes), by its next heartbeat.
+    let beat = until_timer(&mut node, Timer::Heartbeat);
+    let lost = Action::Report(Report::WriterChanged { writer: false });
+    let by_beat = [at_due, step(&mut node, beat, Event::TimerDue)].concat();
+    assert_eq!(by_beat.iter().filter(|a| **a == lost).count(), 1);
 }
 
 #[test]
@@ -1042,7 +1073,8 @@ fn backups_write_a_ready_price_not_seen_stored_one_step_apart() {
     let mut delays = std::collections::BTreeSet::new();
     for term in 0..12u64 {
         let mut node = observing_node(&keys, 3);
-        let now = READY + term * 60_000;
+        // From a term's start: the order is the term's, and the last backup's turn falls within it.
+        let now = T0 + (term + 1) * 60_000;
         keep_lease(&mut node, &keys, [now].into_iter());
         let b = body(&keys[0], now, PRICE + 10_000_000_000); // out of band: it will not sign
         let ready = signed(node.network_id(), b, &[&keys[0], &keys[1], &keys[2]]);
