@@ -307,14 +307,19 @@ fn replay_as_an_operator_would(dir: &std::path::Path, rows: &[Stored]) {
         (run.status.success(), said)
     };
     let file = dir.join("node-1.journal");
-    let id = rows
+    // Node 1 co-signs a price of node 2's unless two others bring it to quorum first (as when it
+    // arrives before node 1's first observation): tell the story of one it did co-sign.
+    let stories: Vec<(bool, String)> = rows
         .iter()
-        .find(|r| r.origin == keys()[2].address())
-        .unwrap()
-        .id;
-    let (ok, said) = replay(&file, &["--id".into(), id.to_string()]);
-    assert!(ok, "{said}");
-    for step in ["received a copy signed by", "CoSigned", "checks matched"] {
+        .filter(|r| r.origin == keys()[2].address())
+        .map(|r| replay(&file, &["--id".into(), r.id.to_string()]))
+        .collect();
+    assert!(stories.iter().all(|(ok, _)| *ok), "{stories:?}");
+    let (_, said) = stories
+        .iter()
+        .find(|(_, said)| said.contains("CoSigned"))
+        .unwrap_or_else(|| panic!("node 1 co-signed none of node 2's prices: {stories:?}"));
+    for step in ["received a copy signed by", "checks matched"] {
         assert!(said.contains(step), "{step} in {said}");
     }
     let bytes = std::fs::read(&file).unwrap();

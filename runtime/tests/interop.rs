@@ -161,10 +161,14 @@ async fn a_js_libp2p_peer_verifies_our_prices_and_its_own_get_cosigned_and_store
     let https: Vec<std::net::SocketAddr> = (0..OUR_NODES)
         .map(|_| ([127, 0, 0, 1], free_port()).into())
         .collect();
+    // Each node records what it was fed: a price that misses quorum is told from all three sides.
+    let recordings = std::env::temp_dir().join(format!("interop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&recordings);
     let mut stops = Vec::new();
     let mut nodes = Vec::new();
     for (i, key) in keys[..OUR_NODES].iter().enumerate() {
-        let settings = loopback_node(i, key, &config, &ports, &base, Some(https[i]));
+        let mut settings = loopback_node(i, key, &config, &ports, &base, Some(https[i]));
+        settings.recording = Some((recordings.clone(), 64 << 20));
         let store = Store::postgres(&database_url(), Some(&schema))
             .await
             .unwrap();
@@ -277,8 +281,9 @@ async fn a_js_libp2p_peer_verifies_our_prices_and_its_own_get_cosigned_and_store
         let signers = summary["own_signers"][id.to_string()].as_u64().unwrap_or(0);
         assert!(
             signers >= config.quorum as u64,
-            "the peer never saw {id} with {} signatures:\n{transcript}",
-            config.quorum
+            "the peer never saw {id} with {} signatures:\n{transcript}\n{}",
+            config.quorum,
+            stories(&recordings, *id)
         );
     }
 
@@ -334,8 +339,25 @@ async fn a_js_libp2p_peer_verifies_our_prices_and_its_own_get_cosigned_and_store
     for node in nodes {
         node.await.unwrap();
     }
+    let _ = std::fs::remove_dir_all(&recordings);
     client
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();
+}
+
+/// What each of our nodes did with price `id`, as `runtime replay --id` tells it from its recording.
+fn stories(recordings: &Path, id: PriceId) -> String {
+    (0..OUR_NODES)
+        .map(|node| {
+            let run = Command::new(env!("CARGO_BIN_EXE_runtime"))
+                .arg("replay")
+                .arg(recordings.join(format!("node-{node}.journal")))
+                .args(["--id", &id.to_string()])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
