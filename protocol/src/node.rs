@@ -221,7 +221,7 @@ impl Node {
     /// the address from `byte` on set. So the network's publications and database reads spread
     /// evenly over their intervals however its nodes were started (all at once, say, after an
     /// outage), and a restart keeps them; each uses other bytes, so that a node's own publication
-    /// and read do not fall due together whenever one interval divides the other.
+    /// and read do not always fall due together when one interval divides the other.
     fn next_at_phase(&self, from: u64, interval: u64, byte: usize) -> u64 {
         let bytes: [u8; 8] = self.me.0[byte..byte + 8].try_into().expect("8 bytes");
         let phase = u64::from_be_bytes(bytes) % interval;
@@ -516,9 +516,6 @@ impl Node {
             .now
             .saturating_sub(self.config.ready_ttl_ms + self.config.max_skew_ms);
         self.book.forget_stored_before(horizon);
-        if self.lease.is_some() && self.writing_rank().is_none() {
-            self.set_lease(None);
-        }
     }
 
     fn on_database(&mut self, heartbeats: &[HeartbeatRow], stored: &[PriceId]) {
@@ -542,13 +539,15 @@ impl Node {
                     rank,
                     until: (self.now + stale - row.age_ms).min(term_end),
                 })
-            });
+            })
+            .filter(|lease| self.now < lease.until);
         self.set_lease(lease);
     }
 
     fn set_lease(&mut self, lease: Option<Lease>) {
-        // What was last reported: a lease that ran out (at its term's end, say) still counts until
-        // it is replaced here, so that its end is reported too.
+        // What was last reported: a lease is held only from when it starts, and one that ran out
+        // (at its term's end, say) still counts until the next read replaces it here, so that its
+        // end is reported once, and not at all when the node writes the next term too.
         let was = self.lease.is_some_and(|lease| lease.rank == 0);
         let rank_was = self.writing_rank();
         self.lease = lease;

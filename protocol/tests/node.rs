@@ -153,17 +153,11 @@ fn starts_with_a_heartbeat_then_observes_and_publishes() {
 fn heartbeats_keep_a_phase_of_their_own_from_the_second_on() {
     let keys = keys(8);
     let interval = config(&keys).heartbeat_interval_ms;
-    // When the node beats next after its start (its observations may fall due at the same moment).
     let second_beat = |key: &Keypair, start: u64| {
         let mut node = Node::new(config(&keys), key.address(), 42, start).unwrap();
         assert_eq!(node.poll_timeout(), Some((start, Timer::Heartbeat)));
         step(&mut node, start, Event::TimerDue);
-        loop {
-            let (at, _) = node.poll_timeout().unwrap();
-            if step(&mut node, at, Event::TimerDue).contains(&Action::Heartbeat) {
-                return at;
-            }
-        }
+        until_timer(&mut node, Timer::Heartbeat)
     };
     let phases: std::collections::BTreeSet<u64> = keys
         .iter()
@@ -996,21 +990,59 @@ fn a_writers_lease_ends_with_its_term() {
     let term_end = elected - elected % term_ms + term_ms;
     // Ready 25 s later, so due 5 s into the next term; the last read is 5 s before the term ends.
     let signed_at = elected + 25_000;
+    keep_lease(&mut node, &keys, (elected..signed_at).step_by(5_000));
     let b = body(&keys[0], signed_at, PRICE + 10_000_000_000);
     let ready = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
     step(&mut node, signed_at, gossip(ready.encode()));
-    keep_lease(&mut node, &keys, (elected..term_end).step_by(5_000));
+    keep_lease(&mut node, &keys, (signed_at..term_end).step_by(5_000));
     assert!(node.is_writer());
     let due = signed_at + 30_000;
     assert!(due > term_end);
-    let at_due = step(&mut node, due, Event::TimerDue);
-    assert_eq!(writes(at_due.clone()), []);
+    assert_eq!(writes(step(&mut node, due, Event::TimerDue)), []);
     assert!(!node.is_writer());
-    // And the end is reported (the node's health says whether it writes), by its next heartbeat.
-    let beat = until_timer(&mut node, Timer::Heartbeat);
-    let lost = Action::Report(Report::WriterChanged { writer: false });
-    let by_beat = [at_due, step(&mut node, beat, Event::TimerDue)].concat();
-    assert_eq!(by_beat.iter().filter(|a| **a == lost).count(), 1);
+}
+
+/// Across a term's change, a writer's role is reported from its first read in the new term: once
+/// if it lost it, not at all if it was drawn again (its health must not flicker at every term).
+#[test]
+fn a_writer_reports_the_change_of_term_once_and_only_if_it_lost_the_role() {
+    let keys = keys(4);
+    let term_ms = config(&keys).writer_term_ms;
+    let mut kept_or_lost = [0, 0];
+    for term in 1..40u64 {
+        let mut node = observing_node(&keys, 3);
+        let start = T0 + term * term_ms;
+        if until_writer(&mut node, &keys, start).0 != start {
+            continue;
+        }
+        // Its heartbeats to the first one in the next term, then that read's answer.
+        let mut actions = Vec::new();
+        let beat = loop {
+            let beat = until_timer(&mut node, Timer::Heartbeat);
+            actions.extend(step(&mut node, beat, Event::TimerDue));
+            if beat >= start + term_ms {
+                break beat;
+            }
+        };
+        let heartbeats = rows(&keys, 0);
+        let stored = vec![];
+        actions.extend(step(
+            &mut node,
+            beat,
+            Event::DatabaseRead { heartbeats, stored },
+        ));
+        let reports: Vec<&Action> = actions
+            .iter()
+            .filter(|a| matches!(a, Action::Report(Report::WriterChanged { .. })))
+            .collect();
+        let lost = Action::Report(Report::WriterChanged { writer: false });
+        match node.is_writer() {
+            true => assert_eq!(reports, Vec::<&Action>::new(), "term {term}"),
+            false => assert_eq!(reports, [&lost], "term {term}"),
+        }
+        kept_or_lost[usize::from(!node.is_writer())] += 1;
+    }
+    assert!(kept_or_lost.iter().all(|&n| n > 0), "{kept_or_lost:?}");
 }
 
 #[test]
