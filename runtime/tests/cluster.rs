@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{
-    Proxy, database_url, exchanges, fast_config, free_port, loopback, loopback_node, spawn_node,
-    without_schema,
+    Proxy, database_url, exchanges, fast_config, free_port, loopback, loopback_node, replay,
+    spawn_node, without_schema,
 };
 use protocol::{Address, Config, Keypair, PriceId};
 use runtime::driver;
@@ -295,17 +295,6 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
 /// caught, and a copy cut off mid-write read up to its last whole record.
 fn replay_as_an_operator_would(dir: &std::path::Path, rows: &[Stored]) {
     use protocol::journal::{self, Record};
-    let replay = |file: &std::path::Path, flags: &[String]| {
-        let run = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
-            .arg("replay")
-            .arg(file)
-            .args(flags)
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&run.stdout).to_string()
-            + &String::from_utf8_lossy(&run.stderr);
-        (run.status.success(), said)
-    };
     let file = dir.join("node-1.journal");
     // Node 1 co-signs a price of node 2's unless two others bring it to quorum first (as when it
     // arrives before node 1's first observation): tell the story of one it did co-sign.

@@ -348,16 +348,15 @@ async fn a_js_libp2p_peer_verifies_our_prices_and_its_own_get_cosigned_and_store
 
 /// What each of our nodes did with price `id`, as `runtime replay --id` tells it from its recording.
 fn stories(recordings: &Path, id: PriceId) -> String {
-    (0..OUR_NODES)
+    let told: Vec<String> = (0..OUR_NODES)
         .map(|node| {
-            let run = Command::new(env!("CARGO_BIN_EXE_runtime"))
-                .arg("replay")
-                .arg(recordings.join(format!("node-{node}.journal")))
-                .args(["--id", &id.to_string()])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr)
+            let file = recordings.join(format!("node-{node}.journal"));
+            common::replay(&file, &["--id".into(), id.to_string()]).1
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    format!(
+        "recordings kept in {}:\n{}",
+        recordings.display(),
+        told.join("\n")
+    )
 }

@@ -380,3 +380,17 @@ pub fn kill_after(node: &std::process::Child, after: std::time::Duration) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     });
 }
+
+/// Runs `runtime replay` on a flight recording with `flags`, as an operator would: whether it
+/// succeeded, and what it printed (stdout, then stderr).
+pub fn replay(file: &std::path::Path, flags: &[String]) -> (bool, String) {
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_runtime"))
+        .arg("replay")
+        .arg(file)
+        .args(flags)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
+    (run.status.success(), said)
+}
