@@ -470,7 +470,8 @@ pub fn peak_memory_mb() -> u64 {
 }
 
 /// Without faults: the write delay after quorum, plus the last signatures' arrival, a heartbeat
-/// period for the writer's timer and the database's round trip.
+/// period for the writer's timer (or, after a term's end, for the next writer's first read) and
+/// the database's round trip.
 const FAULTLESS_MARGIN_MS: u64 = 10_000;
 
 impl Report {
