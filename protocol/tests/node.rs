@@ -951,11 +951,17 @@ fn until_writer(node: &mut Node, keys: &[Keypair], mut now: u64) -> (u64, Vec<Ac
     }
 }
 
+/// A price by keys[0] observed at `at`, signed to quorum by keys[0..3], out of band for a node
+/// that observed PRICE: it will not sign it, only write it.
+fn ready_out_of_band(node: &Node, keys: &[Keypair], at: u64) -> Message {
+    let b = body(&keys[0], at, PRICE + 10_000_000_000);
+    signed(node.network_id(), b, &[&keys[0], &keys[1], &keys[2]])
+}
+
 /// keys[3] elected writer, holding a ready price it did not sign (out of band); returns the node,
 /// the row it will write and when it is due.
 fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
     let mut node = observing_node(keys, 3);
-    let net = node.network_id();
     // Make this node the writer: find a term in which it wins, from the term's start, so that the
     // write and its retries fall within it.
     let (now, actions) = until_writer(&mut node, keys, T0 + 60_000);
@@ -963,8 +969,7 @@ fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
         actions,
         [Action::Report(Report::WriterChanged { writer: true })]
     );
-    let b = body(&keys[0], now, PRICE + 10_000_000_000);
-    let ready = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
+    let ready = ready_out_of_band(&node, keys, now);
     step(&mut node, now, gossip(ready.encode()));
     let write_at = now + 30_000;
     keep_lease(&mut node, keys, (now..write_at).step_by(5_000));
@@ -984,15 +989,13 @@ fn writer_with_a_ready_price(keys: &[Keypair]) -> (Node, PriceRow, u64) {
 fn a_writers_lease_ends_with_its_term() {
     let keys = keys(4);
     let mut node = observing_node(&keys, 3);
-    let net = node.network_id();
     let (elected, _) = until_writer(&mut node, &keys, READY);
     let term_ms = config(&keys).writer_term_ms;
     let term_end = elected - elected % term_ms + term_ms;
     // Ready 25 s later, so due 5 s into the next term; the last read is 5 s before the term ends.
     let signed_at = elected + 25_000;
     keep_lease(&mut node, &keys, (elected..signed_at).step_by(5_000));
-    let b = body(&keys[0], signed_at, PRICE + 10_000_000_000);
-    let ready = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
+    let ready = ready_out_of_band(&node, &keys, signed_at);
     step(&mut node, signed_at, gossip(ready.encode()));
     keep_lease(&mut node, &keys, (signed_at..term_end).step_by(5_000));
     assert!(node.is_writer());
@@ -1108,8 +1111,7 @@ fn backups_write_a_ready_price_not_seen_stored_one_step_apart() {
         // From a term's start: the order is the term's, and the last backup's turn falls within it.
         let now = T0 + (term + 1) * 60_000;
         keep_lease(&mut node, &keys, [now].into_iter());
-        let b = body(&keys[0], now, PRICE + 10_000_000_000); // out of band: it will not sign
-        let ready = signed(node.network_id(), b, &[&keys[0], &keys[1], &keys[2]]);
+        let ready = ready_out_of_band(&node, &keys, now);
         step(&mut node, now, gossip(ready.encode()));
         let due = now + node.config().write_delay_ms;
         for t in (now..due + 40_000).step_by(1_000) {
@@ -1140,8 +1142,7 @@ fn only_a_node_in_the_order_of_writers_sets_write_timers() {
     // A term in which keys[3] writes; the price arrives while its lease is lost.
     let (now, _) = until_writer(&mut node, &keys, READY);
     step(&mut node, now, Event::DatabaseUnreachable);
-    let b = body(&keys[0], now, PRICE + 10_000_000_000); // out of band: it will not sign
-    let ready = signed(node.network_id(), b, &[&keys[0], &keys[1], &keys[2]]);
+    let ready = ready_out_of_band(&node, &keys, now);
     let before = node.footprint().timers;
     step(&mut node, now, gossip(ready.encode()));
     assert_eq!(node.footprint().timers - before, 1, "the expiry, no write");
