@@ -223,6 +223,4 @@ pub enum Refusal {
     OutOfBand,
     /// Observed too long ago to be co-signed.
     Stale,
-    /// This node could not observe the price itself.
-    NoReference,
 }

@@ -302,10 +302,11 @@ impl Node {
             self.counters.published_on_deviation += 1;
             self.publish(price);
         }
-        for id in self.book.take_awaiting_reference() {
-            match observed {
-                Some(_) => self.consider_cosign(id),
-                None => self.refuse(id, Refusal::NoReference),
+        // Short of sources, prices awaiting an observation keep waiting: the next fetch (the
+        // watch's, one observe interval on at the latest) decides them, or they expire.
+        if observed.is_some() {
+            for id in self.book.take_awaiting_reference() {
+                self.consider_cosign(id);
             }
         }
     }
