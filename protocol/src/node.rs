@@ -686,16 +686,22 @@ impl Node {
         let Some(entry) = self.book.get_mut(id) else {
             return;
         };
-        let useful = match entry.phase() {
-            Phase::Ready => true,
-            Phase::Collecting => self.now <= entry.body.observed_at_ms + self.config.max_age_ms,
-            Phase::Writing => false,
+        let after = self.config.retransmit_after_ms;
+        let (useful, next) = match entry.phase() {
+            // Doubling: a ready price waits for its writer for up to its ttl.
+            Phase::Ready => (true, after << (entry.retransmits + 1).min(10)),
+            // Every period, while a copy can still be co-signed where it arrives: a price short
+            // of quorum has only until max age, and each copy lost is one of few chances.
+            Phase::Collecting => (
+                self.now < entry.body.observed_at_ms + self.config.max_age_ms,
+                after,
+            ),
+            Phase::Writing => (false, 0),
         };
         if !useful || entry.retransmits >= self.config.max_retransmits {
             return;
         }
         entry.retransmits += 1;
-        let next = self.config.retransmit_after_ms << entry.retransmits.min(10);
         self.timers.set(Timer::Retransmit(id), self.now + next);
         self.counters.retransmits += 1;
         self.broadcast(id, Broadcast::Retransmit);

@@ -1403,7 +1403,8 @@ fn a_signer_resends_a_price_still_short_of_quorum_while_it_may_be_cosigned() {
     );
     assert_eq!(broadcasts(&signed), [Broadcast::CoSign]);
     // The co-signature may have reached nobody who holds the others' pieces: what this node holds
-    // goes out again after retransmit_after, doubling, while the price may still be co-signed.
+    // goes out again every retransmit_after while a copy can still be co-signed where it arrives
+    // (not at max age itself, when it could not).
     let mut sent = Vec::new();
     for now in (READY..READY + 300_000).step_by(1_000) {
         let actions = step(&mut node, now, Event::TimerDue);
@@ -1417,7 +1418,7 @@ fn a_signer_resends_a_price_still_short_of_quorum_while_it_may_be_cosigned() {
         sent,
         [
             (60_000, Broadcast::Retransmit),
-            (180_000, Broadcast::Retransmit)
+            (120_000, Broadcast::Retransmit)
         ]
     );
 }
