@@ -46,13 +46,13 @@ impl Node {
         if held.is_some_and(|entry| entry.body != body) {
             return Verdict::Ignore(Ignored::Equivocation);
         }
-        let was_ready = held.is_some_and(|e| e.reached_quorum());
+        let (was_held, was_ready) = (held.is_some(), held.is_some_and(|e| e.reached_quorum()));
         let digest = held.map_or_else(
             || body.digest_by(&self.network_id, &*self.check),
             |e| e.digest,
         );
         let Checked { new, forged } = self.check_signatures(&message, origin, &digest);
-        if held.is_none() {
+        if !was_held {
             // Nothing is kept for an id before its origin's signature is verified; past the
             // co-signing age, only a verified quorum is worth keeping.
             if new.first().is_none_or(|&(signer, _)| signer != origin) {
@@ -76,6 +76,12 @@ impl Node {
         new.iter()
             .for_each(|&(signer, _)| self.learn_signer(signer));
         if forged {
+            // A price first seen here is co-signed as if it had come alone: a relay adding a
+            // forged signature to fresh prices must not keep honest nodes from signing them (the
+            // honest copy is a duplicate by then).
+            if !was_held {
+                self.schedule_cosign(id);
+            }
             return Verdict::Reject(Misbehaviour::BadSignature);
         }
         if added == 0 {

@@ -744,6 +744,32 @@ fn held_signatures_are_compared_and_a_differing_copy_is_checked() {
 }
 
 #[test]
+fn a_price_first_seen_beside_a_forged_signature_is_still_cosigned() {
+    let keys = keys(4);
+    let mut node = observing_node(&keys, 3);
+    let net = node.network_id();
+    let b = body(&keys[0], READY, PRICE);
+    // A relay adds a forged co-signature to a fresh price: the message is rejected, the origin's
+    // verified signature kept, and the price treated as if it had come alone. Were it not, the
+    // honest copy would then be a duplicate and the relay would have kept this node from signing.
+    let forged = signed(net, b, &[&keys[0], &keys[1]]);
+    let mut bytes = forged.encode();
+    bytes[signature_at(&forged, keys[1].address())] ^= 1;
+    assert_eq!(
+        step(&mut node, READY, gossip(bytes)),
+        [
+            verdict(Verdict::Reject(Misbehaviour::BadSignature)),
+            sign_action(&node, b)
+        ]
+    );
+    let honest = signed(net, b, &[&keys[0]]).encode();
+    assert_eq!(
+        step(&mut node, READY, gossip(honest)),
+        [verdict(Verdict::Ignore(Ignored::Duplicate))]
+    );
+}
+
+#[test]
 fn an_overdue_copy_with_a_corrupted_signature_is_not_passed_on() {
     let keys = keys(4);
     let (mut node, b) = signer_of_a_ready_price(&keys);
