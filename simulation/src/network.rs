@@ -212,7 +212,7 @@ impl Fabric {
     pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) {
         let packet = self.packet(now, bytes);
         self.rotate_seen(now, from);
-        if self.has_seen(from, &packet) {
+        if self.has_seen(now, from, &packet) {
             self.traffic.refused_duplicates += 1;
             return;
         }
@@ -334,7 +334,7 @@ impl Fabric {
         // A copy the receiver has already seen, or from a peer it graylists, would be dropped on
         // arrival: skip the work.
         if !self.up[to]
-            || self.has_seen(to, packet)
+            || self.has_seen(now, to, packet)
             || self.score(now, to, from) < GRAYLIST_THRESHOLD
         {
             return;
@@ -373,7 +373,7 @@ impl Fabric {
                 return None;
             }
             let Reverse((_, token, from, Unordered(packet))) = peer.inbox.pop()?;
-            if self.has_seen(node, &packet) {
+            if self.has_seen(now, node, &packet) {
                 continue;
             }
             self.mark_seen(now, node, &packet);
@@ -386,16 +386,23 @@ impl Fabric {
         }
     }
 
-    fn has_seen(&self, node: usize, packet: &Packet) -> bool {
-        remembers(packet.seen.generations[node].get(), self.generation[node])
+    fn has_seen(&self, now: u64, node: usize, packet: &Packet) -> bool {
+        let (generation, _) = self.generation_at(now, node);
+        remembers(packet.seen.generations[node].get(), generation)
+    }
+
+    /// `node`'s cache generation at `now`, and when it began. The cache turns every half of
+    /// `seen_for_ms` whether or not the node touches it, so an id is remembered for half of that
+    /// at least and all of it at most, however quiet the node was since.
+    fn generation_at(&self, now: u64, node: usize) -> (u32, u64) {
+        let half = (self.settings.seen_for_ms / 2).max(1);
+        let turns = now.saturating_sub(self.seen_rotated_at[node]) / half;
+        let began = self.seen_rotated_at[node] + turns * half;
+        (self.generation[node] + turns.min(2) as u32, began)
     }
 
     fn rotate_seen(&mut self, now: u64, node: usize) {
-        let half = self.settings.seen_for_ms / 2;
-        if now >= self.seen_rotated_at[node] + half {
-            self.generation[node] += 1;
-            self.seen_rotated_at[node] = now;
-        }
+        (self.generation[node], self.seen_rotated_at[node]) = self.generation_at(now, node);
     }
 
     fn mark_seen(&mut self, now: u64, node: usize, packet: &Packet) {
