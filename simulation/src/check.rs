@@ -7,7 +7,7 @@ use protocol::PriceId;
 use serde::Serialize;
 
 use crate::market::Market;
-use crate::scenario::{EPOCH_MS, Fault, PROMISED_QUORUM, Scenario, Staged};
+use crate::scenario::{Attack, EPOCH_MS, Fault, PROMISED_QUORUM, Scenario, Staged};
 use crate::world::World;
 
 /// The invariants a deliberately broken build must break, named once for the checker and for
@@ -88,6 +88,8 @@ pub struct Report {
     pub database_outages: usize,
     pub database_hangs: usize,
     pub clock_steps: usize,
+    /// Nodes cut off from the exchanges for a while, summed over the outages.
+    pub exchange_outages: usize,
     /// Times an honest node penalised an honest peer (each one breaks an invariant).
     pub honest_penalties: usize,
     pub byzantine_members: usize,
@@ -221,7 +223,13 @@ pub fn check(
         + market.honest_error_bps()
         + market.max_drift_bps(window)
         + 1;
-    let liars_are_a_quorum = scenario.liars() >= config.quorum;
+    // An equivocating origin signs its own false body: with liars it can make up a quorum.
+    let equivocators = (scenario.attacks.values())
+        .filter(|a| {
+            a.contains(&Attack::Equivocate) && !a.iter().any(|x| matches!(x, Attack::Lie(_)))
+        })
+        .count();
+    let liars_are_a_quorum = scenario.liars() + equivocators >= config.quorum;
     let mut furthest = 0;
     let mut to_storage = Vec::new();
     // (stored at, observed at, price), both in simulated ms, for the staleness below.
@@ -328,6 +336,36 @@ pub fn check(
             }
         }
     }
+    // Co-signing is live: an honest price still fresh well after the last fault reaches quorum,
+    // whatever it met before (nodes that could not observe it, a partition). Well after: a
+    // watch's observation, a retransmission, and the honest clocks' spread (skew and steps, under
+    // 30 s). Its origin must have stayed up: a crash loses what it alone held. And it must come
+    // after the sources' lies and stalls, which set honest observations apart, and after every
+    // observation made during them has aged out: a node refuses an out-of-band price for good.
+    let fresh_after = calm + config.observe_interval_ms + config.retransmit_after_ms + 30_000;
+    let sources_calm = scenario.sources.calm_from_ms() + config.reference_max_age_ms;
+    for (id, timeline) in &world.observer.prices {
+        let expires = timeline.published_at + config.max_age_ms;
+        let origin_stayed_up =
+            world.last_down_at[timeline.origin].is_none_or(|down| down < timeline.published_at);
+        if timeline.quorum_at.is_none()
+            && !scenario.is_byzantine(timeline.origin)
+            && origin_stayed_up
+            && timeline.published_at >= sources_calm
+            && expires >= fresh_after
+            && expires + config.max_skew_ms <= end
+        {
+            violate(
+                "an honest price still fresh well after the last fault reaches quorum",
+                Some(*id),
+                format!(
+                    "{id} published at {:.1} s never reached quorum (calm from {:.1} s)",
+                    timeline.published_at as f64 / 1e3,
+                    calm as f64 / 1e3
+                ),
+            );
+        }
+    }
     if let Some((id, took)) = slowest_after_calm
         && took > bound
     {
@@ -422,6 +460,12 @@ pub fn check(
         database_outages: count(|f| matches!(f, Fault::DatabaseDown { .. })),
         database_hangs: count(|f| matches!(f, Fault::DatabaseHang { .. })),
         clock_steps: count(|f| matches!(f, Fault::ClockStep { .. })),
+        exchange_outages: (scenario.faults.iter())
+            .map(|(_, f)| match f {
+                Fault::ExchangesDown { nodes, .. } => nodes.len(),
+                _ => 0,
+            })
+            .sum(),
         honest_penalties: fabric.honest_penalised.len(),
         byzantine_members: scenario.attacks.len(),
         attacks: scenario
@@ -519,8 +563,8 @@ impl Report {
              pruned, {refused} publications refused as duplicates, {honest} penalties between \
              honest nodes\n\
              faults      {partitions} partitions, {crashes} crashes, {outages} database outages, \
-             {hangs} database hangs, {steps_} clock steps, {byz} Byzantine members ({liars} liars), \
-             calm from {calm:.0} s\n\
+             {hangs} database hangs, {steps_} clock steps, {cut_off} nodes cut off from the \
+             exchanges, {byz} Byzantine members ({liars} liars), calm from {calm:.0} s\n\
              byzantine   {attacks}\n\
              liveness    longest store after calm {longest} ms (bound {bound} ms)\n\
              truth       furthest stored price {far} bps off (bound {tb} bps), aggregate {agg} bps; \
@@ -562,6 +606,7 @@ impl Report {
             outages = self.database_outages,
             hangs = self.database_hangs,
             steps_ = self.clock_steps,
+            cut_off = self.exchange_outages,
             honest = self.honest_penalties,
             byz = self.byzantine_members,
             attacks = if self.attacks.is_empty() {

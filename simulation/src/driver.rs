@@ -263,7 +263,12 @@ impl NodeIo {
                     .attacks
                     .get(&index)
                     .map_or(0, |a| Adversary::lie_bps(a));
-                let answered = self.shared.market.quotes(now, bias, &mut self.dice);
+                let down = now < self.shared.world().exchanges_down_until[index];
+                let answered = if down {
+                    Vec::new()
+                } else {
+                    self.shared.market.quotes(now, bias, &mut self.dice)
+                };
                 let answer = Job::Answer {
                     node: index,
                     incarnation: self.incarnation,

@@ -205,6 +205,11 @@ fn apply_faults<'a>(
             Fault::DatabaseHang { until } => world.database.hang(*until),
             Fault::ClockStep { node, by_ms } => world.wall_offsets[*node] += by_ms,
             Fault::DelaySpike { until, extra_ms } => world.fabric.delay_spike(*until, *extra_ms),
+            Fault::ExchangesDown { nodes, until } => {
+                nodes
+                    .iter()
+                    .for_each(|&n| world.exchanges_down_until[n] = *until);
+            }
         }
     }
     for (node, down_ms) in kills {
@@ -216,6 +221,7 @@ fn apply_faults<'a>(
         world.agenda.forget_wake(node);
         world.fabric.set_up(&mut world.agenda, now, node, false);
         world.local[node].clear();
+        world.last_down_at[node] = Some(now);
         restarts.push((now + down_ms, node));
     }
     restarts.retain(|&(at, node)| {

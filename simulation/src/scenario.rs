@@ -303,6 +303,15 @@ pub struct Sources {
     pub stalls: Vec<(usize, u64, u64)>,
 }
 
+impl Sources {
+    /// When the last source that lied or stalled is back to quoting the truth.
+    pub fn calm_from_ms(&self) -> u64 {
+        let lies = self.lies.iter().map(|&(_, _, until, _)| until);
+        let stalls = self.stalls.iter().map(|&(_, _, until)| until);
+        lies.chain(stalls).max().unwrap_or(0)
+    }
+}
+
 /// One scheduled fault. Times are simulated milliseconds from the start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
@@ -337,6 +346,11 @@ pub enum Fault {
         until: u64,
         extra_ms: u64,
     },
+    /// The exchanges answer none of these nodes until then (their link to them is down).
+    ExchangesDown {
+        nodes: BTreeSet<usize>,
+        until: u64,
+    },
 }
 
 pub struct Scenario {
@@ -353,6 +367,26 @@ pub struct Scenario {
     pub faults: Vec<(u64, Fault)>,
     /// When the last network, crash or database fault is over (Byzantine members never stop).
     pub calm_from_ms: u64,
+}
+
+/// The exchanges unreachable from some nodes for longer than an observation stays fresh, so that
+/// prices reach them while they cannot observe. Half the time from all but one or two nodes: then
+/// no price reaches quorum until they observe again, and each must wait for them. Drawn apart, so
+/// that it moves no other draw.
+fn exchanges_down(seed: u64, n: usize, fault_end: u64) -> (u64, Fault) {
+    let mut dice = Dice::new(seed, "exchanges down", 0);
+    let at = dice.range(0, fault_end);
+    let until = (at + dice.range(60_000, 170_000)).min(fault_end);
+    let mut nodes: BTreeSet<usize> = (0..n).collect();
+    if dice.chance(0.5) {
+        for _ in 0..dice.range(1, PROMISED_QUORUM as u64 - 1) {
+            nodes.remove(&dice.below(n));
+        }
+    } else {
+        let share = dice.unit();
+        nodes.retain(|_| dice.chance(share));
+    }
+    (at, Fault::ExchangesDown { nodes, until })
 }
 
 /// The product's promise, whatever a node's configuration says.
@@ -463,6 +497,7 @@ impl Scenario {
                 let extra_ms = dice.range(200, 3_000);
                 schedule.push((at, Fault::DelaySpike { until, extra_ms }));
             }
+            schedule.push(exchanges_down(params.seed, n, fault_end));
         }
         if faults.has(Profile::Crashes) {
             for _ in 0..dice.range(1, (n as u64 / 10).clamp(2, 30)) {
@@ -517,7 +552,8 @@ impl Scenario {
                 Fault::Crash { down_ms, .. } | Fault::CrashNextWriter { down_ms } => at + down_ms,
                 Fault::DatabaseDown { until }
                 | Fault::DatabaseHang { until }
-                | Fault::DelaySpike { until, .. } => *until,
+                | Fault::DelaySpike { until, .. }
+                | Fault::ExchangesDown { until, .. } => *until,
                 // A clock stepped back is caught up with by running at nine tenths of the rate.
                 Fault::ClockStep { by_ms, .. } => at + (*by_ms).min(0).unsigned_abs() * 10,
                 Fault::Partition { .. } | Fault::Heal => *at,

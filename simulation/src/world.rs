@@ -33,6 +33,10 @@ pub struct World {
     pub kill_requests: Vec<(usize, u64)>,
     /// Each node's wall clock minus true time: its skew, plus the steps it took.
     pub wall_offsets: Vec<i64>,
+    /// Until when the exchanges answer no fetch of each node.
+    pub exchanges_down_until: Vec<u64>,
+    /// When each node last went down, if ever.
+    pub last_down_at: Vec<Option<u64>>,
     /// With `--record`: every node incarnation's flight recording.
     pub recordings: Vec<Recording>,
 }
@@ -64,6 +68,8 @@ impl Shared {
             writer_crashed_at: None,
             kill_requests: Vec::new(),
             wall_offsets: scenario.skew_ms.clone(),
+            exchanges_down_until: vec![0; n],
+            last_down_at: vec![None; n],
             recordings: Vec::new(),
         };
         Shared {

@@ -396,6 +396,16 @@ mod cli {
         // Two honest clocks stepped more than max_skew apart.
         (1_795_340_111, 4, "all"),
         (1_795_340_033, 6, "all"),
+        // Prices never at quorum: nodes cut off from the exchanges refused them for good.
+        (97, 4, "network"),
+        (7, 6, "network"),
+        // A price's copies lost, and its one retransmission in time lost too.
+        (86, 4, "network"),
+        // A relay's forged co-signature kept honest nodes from signing fresh prices.
+        (89, 4, "byzantine"),
+        (1_152, 5, "byzantine"),
+        // Two liars and an equivocating origin stored a lie: a colluding quorum, not a fault.
+        (1_002, 60, "all"),
     ];
 
     /// Fresh seeds every sweep runs at least, and for how long it goes on drawing more.
