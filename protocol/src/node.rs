@@ -246,8 +246,10 @@ impl Node {
                 self.request_fetch();
             }
             Timer::Watch => {
-                let next = self.now + self.config.observe_interval_ms;
-                self.timers.set(Timer::Watch, next);
+                if self.config.deviation_bps > 0 {
+                    let next = self.now + self.config.observe_interval_ms;
+                    self.timers.set(Timer::Watch, next);
+                }
                 self.request_fetch();
             }
             Timer::Heartbeat => self.on_heartbeat_timer(),
@@ -302,12 +304,16 @@ impl Node {
             self.counters.published_on_deviation += 1;
             self.publish(price);
         }
-        // Short of sources, prices awaiting an observation keep waiting: the next fetch (the
-        // watch's, one observe interval on at the latest) decides them, or they expire.
+        // Short of sources, prices awaiting an observation keep waiting: the next fetch, one
+        // observe interval on at the latest, decides them, or they expire. Without the watch's
+        // (deviation_bps 0) that fetch is set here.
         if observed.is_some() {
             for id in self.book.take_awaiting_reference() {
                 self.consider_cosign(id);
             }
+        } else if self.config.deviation_bps == 0 && !self.book.awaiting_reference().is_empty() {
+            let at = self.now + self.config.observe_interval_ms;
+            self.timers.set(Timer::Watch, at);
         }
     }
 

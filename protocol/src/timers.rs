@@ -8,7 +8,8 @@ use crate::price::PriceId;
 pub enum Timer {
     /// Observe and publish this node's own price.
     Observe,
-    /// Observe between publications: publish early if the price moved `deviation_bps`.
+    /// Observe between publications: publish early if the price moved `deviation_bps`; without
+    /// that rule, once, for prices awaiting an observation after a fetch short of sources.
     Watch,
     /// Write this node's heartbeat and read the table.
     Heartbeat,

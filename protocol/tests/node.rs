@@ -354,36 +354,56 @@ fn committee_member_observes_then_cosigns() {
 
 #[test]
 fn a_price_awaiting_an_observation_outlasts_a_fetch_short_of_sources() {
-    let keys = keys(4);
-    let mut node = Node::new(config(&keys), keys[1].address(), 42, T0).unwrap();
-    step(&mut node, T0, Event::TimerDue);
-    let b = body(&keys[0], T0, PRICE + 100);
-    let bytes = signed(node.network_id(), b, &[&keys[0]]).encode();
-    assert_eq!(
-        step(&mut node, T0 + 50, gossip(bytes)),
-        [verdict(Verdict::Accept), Action::FetchPrices]
-    );
-    // The exchanges fail this once: the price is still fresh, so it keeps waiting.
-    let answered = vec![];
-    assert_eq!(
-        step(&mut node, T0 + 80, Event::PricesFetched { answered }),
-        [Action::Report(Report::SourcesInsufficient {
-            answered: 0,
-            needed: 1
-        })]
-    );
-    // The next fetch due answers (the node's own publication's, here), and decides the price.
-    let at = loop {
-        let (at, _) = node.poll_timeout().unwrap();
-        if step(&mut node, at, Event::TimerDue).contains(&Action::FetchPrices) {
-            break at;
+    // With the watch's observations between publications, and without (deviation_bps 0).
+    for deviation_bps in [50, 0] {
+        let keys = keys(4);
+        let mut cfg = config(&keys);
+        cfg.deviation_bps = deviation_bps;
+        let mut node = Node::new(cfg, keys[1].address(), 42, T0).unwrap();
+        // The first observation answers; then the exchanges fail until its reference is stale.
+        let stale = T0 + 70_000;
+        let mut observed = false;
+        while let Some((at, _)) = node.poll_timeout().filter(|&(at, _)| at < stale) {
+            if step(&mut node, at, Event::TimerDue).contains(&Action::FetchPrices) {
+                let answered = if observed { vec![] } else { vec![Price(PRICE)] };
+                observed = true;
+                step(&mut node, at, Event::PricesFetched { answered });
+            }
         }
-    };
-    assert!(at < b.observed_at_ms + node.config().max_age_ms);
-    let answered = vec![Price(PRICE)];
-    let actions = step(&mut node, at, Event::PricesFetched { answered });
-    assert!(actions.ends_with(&[sign_action(&node, b)]), "{actions:?}");
+        assert!(observed);
+        let b = body(&keys[0], stale, PRICE + 100);
+        let bytes = signed(node.network_id(), b, &[&keys[0]]).encode();
+        assert_eq!(
+            step(&mut node, stale, gossip(bytes)),
+            [verdict(Verdict::Accept), Action::FetchPrices]
+        );
+        // Short again: the price is still fresh, so it keeps waiting.
+        let answered = vec![];
+        assert_eq!(
+            step(&mut node, stale + 80, Event::PricesFetched { answered }),
+            [Action::Report(Report::SourcesInsufficient {
+                answered: 0,
+                needed: 1
+            })]
+        );
+        // The node asks again within an observe interval, and that answer decides the price.
+        let at = loop {
+            let (at, _) = node.poll_timeout().unwrap();
+            if step(&mut node, at, Event::TimerDue).contains(&Action::FetchPrices) {
+                break at;
+            }
+        };
+        let interval = node.config().observe_interval_ms;
+        assert!(
+            at <= stale + 80 + interval,
+            "deviation_bps {deviation_bps}: {at}"
+        );
+        let answered = vec![Price(PRICE)];
+        let actions = step(&mut node, at, Event::PricesFetched { answered });
+        assert!(actions.ends_with(&[sign_action(&node, b)]), "{actions:?}");
+    }
 }
+
 #[test]
 fn a_signature_its_own_key_did_not_make_is_reported() {
     let keys = keys(4);
