@@ -79,7 +79,12 @@ impl Node {
             // A price first seen here is co-signed as if it had come alone: a relay adding a
             // forged signature to fresh prices must not keep honest nodes from signing them (the
             // honest copy is a duplicate by then).
-            if !was_held {
+            if !was_held
+                && self
+                    .book
+                    .get(id)
+                    .is_some_and(|e| e.phase() == Phase::Collecting)
+            {
                 self.schedule_cosign(id);
             }
             return Verdict::Reject(Misbehaviour::BadSignature);
