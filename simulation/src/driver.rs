@@ -6,7 +6,9 @@
 use std::rc::Rc;
 
 use protocol::journal;
-use protocol::{Action, Clock, Event, Keypair, MessageRef, Node, PriceId, Signature, WriteOutcome};
+use protocol::{
+    Action, Broadcast, Clock, Event, Keypair, MessageRef, Node, PriceId, Signature, WriteOutcome,
+};
 
 use crate::agenda::{Call, Job};
 use crate::byzantine::Adversary;
@@ -278,14 +280,18 @@ impl NodeIo {
             }
             // Answered at once by `sign`; `Node::drive` never passes it here.
             Action::Sign { .. } => {}
-            Action::Broadcast { why, bytes, .. } => {
+            Action::Broadcast { id, why, bytes } => {
                 let out = match &mut self.adversary {
                     Some(adversary) => adversary.outgoing(now, why, bytes),
                     None => vec![bytes],
                 };
                 let world = &mut *self.shared.world();
-                out.into_iter()
-                    .for_each(|bytes| world.fabric.publish(&mut world.agenda, now, index, bytes));
+                for bytes in out {
+                    let sent = world.fabric.publish(&mut world.agenda, now, index, bytes);
+                    if !sent && why == Broadcast::Retransmit {
+                        world.observer.retransmissions_refused.insert(id);
+                    }
+                }
             }
             Action::Verdict { message, verdict } => {
                 let world = &mut *self.shared.world();

@@ -208,16 +208,19 @@ impl Fabric {
     }
 
     /// A node publishes its own message: to every mesh peer, unless its duplicate cache still
-    /// holds the same bytes (gossipsub refuses to publish those).
-    pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) {
+    /// holds the same bytes; false if refused. gossipsub refuses those, and its publish asks the
+    /// cache without first clearing what expired (only an insert does, of any message published
+    /// or received): a node that took in nothing since still holds the id past its time, so the
+    /// cache is asked as it was at the node's last insert.
+    pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) -> bool {
         let packet = self.packet(now, bytes);
-        self.rotate_seen(now, from);
-        if self.has_seen(now, from, &packet) {
+        if remembers(packet.seen.generations[from].get(), self.generation[from]) {
             self.traffic.refused_duplicates += 1;
-            return;
+            return false;
         }
         self.mark_seen(now, from, &packet);
         self.send_to_mesh(agenda, now, from, None, &packet);
+        true
     }
 
     /// A packet of `bytes`, sharing the duplicate caches' record of its id with every other packet
@@ -333,10 +336,12 @@ impl Fabric {
         }
         // A copy the receiver has already seen, or from a peer it graylists, would be dropped on
         // arrival: skip the work.
-        if !self.up[to]
-            || self.has_seen(now, to, packet)
-            || self.score(now, to, from) < GRAYLIST_THRESHOLD
-        {
+        if !self.up[to] || self.score(now, to, from) < GRAYLIST_THRESHOLD {
+            return;
+        }
+        if self.has_seen(now, to, packet) {
+            // Its arrival would still be an insert, which clears what expired.
+            self.rotate_seen(now, to);
             return;
         }
         let copies = if self.dice.chance(self.settings.duplication) {
@@ -374,6 +379,7 @@ impl Fabric {
             }
             let Reverse((_, token, from, Unordered(packet))) = peer.inbox.pop()?;
             if self.has_seen(now, node, &packet) {
+                self.rotate_seen(now, node);
                 continue;
             }
             self.mark_seen(now, node, &packet);

@@ -305,7 +305,7 @@ pub struct Sources {
 
 impl Sources {
     /// When the last source that lied or stalled is back to quoting the truth.
-    pub fn calm_from_ms(&self) -> u64 {
+    pub fn honest_from_ms(&self) -> u64 {
         let lies = self.lies.iter().map(|&(_, _, until, _)| until);
         let stalls = self.stalls.iter().map(|&(_, _, until)| until);
         lies.chain(stalls).max().unwrap_or(0)
