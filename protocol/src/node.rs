@@ -105,7 +105,7 @@ impl Node {
         let first = node.next_publication(now);
         node.timers.set(Timer::Observe, first);
         node.timers.set(Timer::Heartbeat, now);
-        if node.config.deviation_bps > 0 {
+        if node.watches() {
             let watch = now + node.config.observe_interval_ms;
             node.timers.set(Timer::Watch, watch);
         }
@@ -246,7 +246,7 @@ impl Node {
                 self.request_fetch();
             }
             Timer::Watch => {
-                if self.config.deviation_bps > 0 {
+                if self.watches() {
                     let next = self.now + self.config.observe_interval_ms;
                     self.timers.set(Timer::Watch, next);
                 }
@@ -311,10 +311,15 @@ impl Node {
             for id in self.book.take_awaiting_reference() {
                 self.consider_cosign(id);
             }
-        } else if self.config.deviation_bps == 0 && !self.book.awaiting_reference().is_empty() {
+        } else if !self.watches() && !self.book.awaiting_reference().is_empty() {
             let at = self.now + self.config.observe_interval_ms;
             self.timers.set(Timer::Watch, at);
         }
+    }
+
+    /// The watch observes every observe interval only to publish on a move of `deviation_bps`.
+    fn watches(&self) -> bool {
+        self.config.deviation_bps > 0
     }
 
     /// The observation is `deviation_bps` or more from this node's last publication (none yet:

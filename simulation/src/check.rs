@@ -7,7 +7,7 @@ use protocol::PriceId;
 use serde::Serialize;
 
 use crate::market::Market;
-use crate::scenario::{Attack, EPOCH_MS, Fault, PROMISED_QUORUM, Scenario, Staged};
+use crate::scenario::{EPOCH_MS, Fault, PROMISED_QUORUM, Scenario, Staged};
 use crate::world::World;
 
 /// The invariants a deliberately broken build must break, named once for the checker and for
@@ -225,13 +225,7 @@ pub fn check(
         + market.honest_error_bps()
         + market.max_drift_bps(window)
         + 1;
-    // An equivocating origin signs its own false body: with liars it can make up a quorum.
-    let equivocators = (scenario.attacks.values())
-        .filter(|a| {
-            a.contains(&Attack::Equivocate) && !a.iter().any(|x| matches!(x, Attack::Lie(_)))
-        })
-        .count();
-    let liars_are_a_quorum = scenario.liars() + equivocators >= config.quorum;
+    let liars_are_a_quorum = scenario.false_signers() >= config.quorum;
     let mut furthest = 0;
     let mut to_storage = Vec::new();
     // (stored at, observed at, price), both in simulated ms, for the staleness below.

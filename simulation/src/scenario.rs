@@ -610,6 +610,18 @@ impl Scenario {
             .count()
     }
 
+    /// Members that sign a false price: liars, and equivocating origins, which sign their own
+    /// false body.
+    pub fn false_signers(&self) -> usize {
+        self.attacks
+            .values()
+            .filter(|a| {
+                a.iter()
+                    .any(|x| matches!(x, Attack::Lie(_) | Attack::Equivocate))
+            })
+            .count()
+    }
+
     pub fn is_byzantine(&self, node: usize) -> bool {
         self.attacks.contains_key(&node)
     }
