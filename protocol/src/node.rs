@@ -502,8 +502,12 @@ impl Node {
     }
 
     pub(crate) fn broadcast(&mut self, id: PriceId, why: Broadcast) {
-        if let Some(message) = self.message(id) {
+        if let Some(mut message) = self.message(id) {
             self.counters.broadcasts += 1;
+            if why == Broadcast::Retransmit {
+                let sent = self.book.get(id).map_or(0, |entry| entry.retransmits);
+                message.resend = u8::try_from(sent).unwrap_or(u8::MAX);
+            }
             let bytes = message.encode();
             self.push(Action::Broadcast { id, why, bytes });
         }

@@ -90,7 +90,7 @@ impl Node {
             return Verdict::Reject(Misbehaviour::BadSignature);
         }
         if added == 0 {
-            return self.duplicate(id);
+            return self.duplicate(id, message.resend);
         }
         if was_ready {
             return match self.overdue(id) {
@@ -194,8 +194,10 @@ impl Node {
     /// copy is passed on all the same: it is a retransmission, and gossip forwards only what its
     /// receivers accept, so without this it would stop at the first node that has the price and
     /// never reach the one that lacks it (often the writer, after a partition or lost messages).
-    fn duplicate(&self, id: PriceId) -> Verdict {
-        match self.overdue(id) {
+    /// Not a copy resent more often than any sender does: `resend` is unsigned, and each value is
+    /// another gossip id, flooded anew.
+    fn duplicate(&self, id: PriceId, resend: u8) -> Verdict {
+        match self.overdue(id) && u32::from(resend) <= self.config.max_retransmits {
             true => Verdict::Accept,
             false => Verdict::Ignore(Ignored::Duplicate),
         }

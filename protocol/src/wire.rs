@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! offset  size  field
-//! 0       1     version (1)
+//! 0       1     version (2)
 //! 1       32    network id
 //! 33      16    price id (u128, big-endian)
 //! 49      16    feed, ASCII, zero-padded
@@ -13,19 +13,22 @@
 //! 82      8     observed at, unix ms (u64, big-endian)
 //! 90      1     signature count n, 1..=16
 //! 91      85*n  n × (signer address 20 ‖ signature r‖s‖v 65), signers strictly ascending
+//! 91+85n  1     resend: 0 for a first send, k for the sender's kth retransmission (not signed)
 //! ```
 
 use crate::crypto::{Address, Signature, keccak256};
 use crate::price::{Feed, MAX_DECIMALS, Price, PriceBody, PriceId};
 use crate::signatures::Signatures;
 
-pub const VERSION: u8 = 1;
+/// Version 2 added `resend`.
+pub const VERSION: u8 = 2;
 /// Most signatures one message may carry.
 pub const MAX_SIGNATURES: usize = 16;
 const HEADER_LEN: usize = 91;
 const ENTRY_LEN: usize = 20 + 65;
+const TRAILER_LEN: usize = 1;
 /// No valid message is longer; longer input is refused before it is read.
-pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + MAX_SIGNATURES * ENTRY_LEN;
+pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + MAX_SIGNATURES * ENTRY_LEN + TRAILER_LEN;
 
 /// The gossip message id of a message's bytes: keccak256 of the bytes, all 32 of them. Every
 /// implementation that joins the topic must compute the same id, or its IHAVE/IWANT exchanges fail.
@@ -39,6 +42,11 @@ pub struct Message {
     pub network_id: [u8; 32],
     pub body: PriceBody,
     signatures: Signatures,
+    /// 0 for a first send, k for the sender's kth retransmission of the price. Signed by no one
+    /// and ignored by receivers: it only gives a retransmission another gossip id than the copy
+    /// before, because gossipsub refuses to publish bytes it still remembers, and a node that
+    /// received nothing since its last send remembers them past its cache time.
+    pub resend: u8,
 }
 
 impl Message {
@@ -50,6 +58,7 @@ impl Message {
                 network_id,
                 body,
                 signatures,
+                resend: 0,
             })
     }
 
@@ -58,7 +67,8 @@ impl Message {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + self.signatures.len() * ENTRY_LEN);
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + self.signatures.len() * ENTRY_LEN + TRAILER_LEN);
         out.push(VERSION);
         out.extend_from_slice(&self.network_id);
         out.extend_from_slice(&self.body.id.0.to_be_bytes());
@@ -71,6 +81,7 @@ impl Message {
             out.extend_from_slice(&signer.0);
             out.extend_from_slice(&signature.0);
         }
+        out.push(self.resend);
         out
     }
 
@@ -96,7 +107,7 @@ impl Message {
         if !(1..=MAX_SIGNATURES).contains(&count) {
             return Err(DecodeError::SignatureCount(count));
         }
-        match reader.0.len().cmp(&(count * ENTRY_LEN)) {
+        match reader.0.len().cmp(&(count * ENTRY_LEN + TRAILER_LEN)) {
             std::cmp::Ordering::Less => return Err(DecodeError::Truncated),
             std::cmp::Ordering::Greater => return Err(DecodeError::TrailingBytes),
             std::cmp::Ordering::Equal => {}
@@ -114,6 +125,7 @@ impl Message {
             previous = Some(signer);
             signatures.insert(signer, signature);
         }
+        let resend = reader.take::<1>()?[0];
         let body = PriceBody {
             id,
             feed,
@@ -125,6 +137,7 @@ impl Message {
             network_id,
             body,
             signatures,
+            resend,
         })
     }
 }
@@ -157,7 +170,7 @@ pub enum DecodeError {
     Decimals(u8),
     #[error("{0} signatures, a message carries 1 to {MAX_SIGNATURES}")]
     SignatureCount(usize),
-    #[error("bytes follow the last signature")]
+    #[error("bytes follow the resend count")]
     TrailingBytes,
     #[error("signers are not in ascending order")]
     Unsorted,
@@ -188,10 +201,21 @@ mod tests {
         for n in [1, 3, 16] {
             let message = sample(n);
             let bytes = message.encode();
-            assert_eq!(bytes.len(), HEADER_LEN + n as usize * ENTRY_LEN);
+            assert_eq!(
+                bytes.len(),
+                HEADER_LEN + n as usize * ENTRY_LEN + TRAILER_LEN
+            );
             assert_eq!(Message::decode(&bytes), Ok(message));
         }
         assert_eq!(sample(16).encode().len(), MAX_MESSAGE_LEN);
+        let resent = Message {
+            resend: 3,
+            ..sample(3)
+        };
+        let bytes = resent.encode();
+        assert_eq!(bytes.last(), Some(&3));
+        assert_ne!(message_id(&bytes), message_id(&sample(3).encode()));
+        assert_eq!(Message::decode(&bytes), Ok(resent));
         assert!(Message::new([0; 32], sample(1).body, Signatures::new()).is_none());
     }
 
@@ -204,7 +228,7 @@ mod tests {
             Message::decode(&b)
         };
         assert_eq!(Message::decode(&[]), Err(DecodeError::Truncated));
-        assert_eq!(with(&|b| b[0] = 2), Err(DecodeError::Version(2)));
+        assert_eq!(with(&|b| b[0] = 1), Err(DecodeError::Version(1)));
         assert_eq!(with(&|b| b[49 + 10] = b'x'), Err(DecodeError::Feed));
         assert_eq!(with(&|b| b[81] = 39), Err(DecodeError::Decimals(39)));
         assert_eq!(with(&|b| b[90] = 0), Err(DecodeError::SignatureCount(0)));
@@ -212,6 +236,10 @@ mod tests {
         assert_eq!(with(&|b| b[90] = 4), Err(DecodeError::Truncated));
         assert_eq!(with(&|b| b.push(0)), Err(DecodeError::TrailingBytes));
         assert_eq!(with(&|b| b.truncate(200)), Err(DecodeError::Truncated));
+        assert_eq!(
+            with(&|b| b.truncate(HEADER_LEN + 3 * ENTRY_LEN)),
+            Err(DecodeError::Truncated)
+        );
         assert_eq!(
             with(&|b| b[91 + ENTRY_LEN..91 + ENTRY_LEN + 20].copy_from_slice(&[1; 20])),
             Err(DecodeError::DuplicateSigner)

@@ -949,7 +949,7 @@ fn counters_are_keyed_by_kind_not_by_what_peers_chose() {
     let keys = keys(4);
     let mut node = observing_node(&keys, 3);
     for len in 0..50 {
-        let mut junk = vec![0xff; 1_452 + len];
+        let mut junk = vec![0xff; MAX_MESSAGE_LEN + 1 + len];
         junk[0] = 1;
         step(&mut node, READY, gossip(junk));
     }
@@ -1427,6 +1427,33 @@ fn a_signer_retransmits_a_ready_price_until_it_is_seen_stored() {
     assert_eq!(node.counters().retransmits, 2);
 }
 
+/// gossipsub refuses to publish bytes its cache still holds, and a node that received nothing
+/// since its last send holds them past the cache time: each retransmission must be new bytes.
+#[test]
+fn each_retransmission_of_the_same_signatures_has_its_own_gossip_id() {
+    let keys = keys(4);
+    let (mut node, b) = signer_of_a_ready_price(&keys);
+    let first = READY + 30_000 + 60_000;
+    let mut sent = Vec::new();
+    for now in [first, first + 120_000, first + 360_000] {
+        for action in step(&mut node, now, Event::TimerDue) {
+            if let Action::Broadcast { bytes, .. } = action {
+                sent.push(bytes);
+            }
+        }
+    }
+    let messages: Vec<Message> = sent.iter().map(|b| Message::decode(b).unwrap()).collect();
+    assert_eq!(
+        messages.iter().map(|m| m.resend).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(messages.iter().all(|m| m.body == b
+        && m.signatures() == messages[0].signatures()
+        && m.signatures().len() == 3));
+    let ids: std::collections::BTreeSet<_> = sent.iter().map(|b| message_id(b)).collect();
+    assert_eq!(ids.len(), 3);
+}
+
 #[test]
 fn a_signer_resends_a_price_still_short_of_quorum_while_it_may_be_cosigned() {
     let keys = keys(4);
@@ -1498,6 +1525,30 @@ fn copies_of_a_price_overdue_for_storing_are_passed_on() {
     assert_eq!(
         step(&mut node, retransmitting + 2, copy())[0],
         verdict(Verdict::Ignore(Ignored::AlreadyStored))
+    );
+}
+
+/// `resend` is signed by no one: a relay could give an overdue copy up to 256 gossip ids, each
+/// flooded through the network. No honest sender counts past `max_retransmits`.
+#[test]
+fn an_overdue_copy_resent_more_often_than_any_sender_does_is_not_passed_on() {
+    let keys = keys(4);
+    let (mut node, b) = signer_of_a_ready_price(&keys);
+    let net = node.network_id();
+    let max = config(&keys).max_retransmits;
+    let copy = |resend: u32| {
+        let mut message = signed(net, b, &[&keys[0], &keys[2]]);
+        message.resend = u8::try_from(resend).unwrap();
+        gossip(message.encode())
+    };
+    let retransmitting = READY + 30_000 + 60_000;
+    assert_eq!(
+        step(&mut node, retransmitting, copy(max))[0],
+        verdict(Verdict::Accept)
+    );
+    assert_eq!(
+        step(&mut node, retransmitting, copy(max + 1))[0],
+        verdict(Verdict::Ignore(Ignored::Duplicate))
     );
 }
 

@@ -129,7 +129,8 @@ fn encoding_of_the_vector_message() {
         .into_iter()
         .map(|(name, range)| format!("{name:>16}: {}", hex::encode(&bytes[range])))
         .collect();
-    for (i, entry) in bytes[91..].chunks(85).enumerate() {
+    let (entries, resend) = bytes[91..].split_at(bytes.len() - 92);
+    for (i, entry) in entries.chunks(85).enumerate() {
         lines.push(format!(
             "{:>16}: {}",
             format!("signer {i}"),
@@ -141,6 +142,7 @@ fn encoding_of_the_vector_message() {
             hex::encode(&entry[20..])
         ));
     }
+    lines.push(format!("{:>16}: {}", "resend", hex::encode(resend)));
     insta::assert_snapshot!(lines.join("\n"));
 }
 
@@ -213,10 +215,10 @@ fn fuzz_seed_corpus_matches_the_wire_format() {
             ("valid-16-signatures-max-size", sixteen.clone()),
             ("empty", vec![]),
             ("header-only", three[..91].to_vec()),
-            ("truncated-signature", three[..three.len() - 1].to_vec()),
+            ("truncated-signature", three[..three.len() - 2].to_vec()),
             ("trailing-byte", [three.as_slice(), &[0]].concat()),
             ("over-max-size", [sixteen.as_slice(), &[0]].concat()),
-            ("version-2", [&[2u8][..], &three[1..]].concat()),
+            ("unknown-version", [&[1u8][..], &three[1..]].concat()),
         ];
         std::fs::create_dir_all(&dir).unwrap();
         for (name, bytes) in files {

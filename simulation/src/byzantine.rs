@@ -121,12 +121,20 @@ impl Adversary {
                 Some(Message::new(network_id, message.body, signatures)?.encode())
             }
             Attack::DuplicateSigner => {
-                // The wire format's last entry, listed again: count at offset 90, 85-byte entries.
+                // The wire format's last entry, listed again: count at offset 90, 85-byte entries,
+                // then the resend byte.
                 let count = *bytes.get(90)?;
-                let mut out = bytes.to_vec();
+                let (entries, resend) = bytes.split_at(bytes.len() - 1);
+                let mut out = entries.to_vec();
                 out[90] = count + 1;
-                out.extend_from_slice(&bytes[bytes.len() - 85..]);
+                out.extend_from_slice(&entries[entries.len() - 85..]);
+                out.extend_from_slice(resend);
                 Some(out)
+            }
+            Attack::Resend => {
+                let mut copy = message.clone();
+                copy.resend = self.dice.u64() as u8;
+                Some(copy.encode())
             }
             _ => None,
         }

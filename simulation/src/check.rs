@@ -83,8 +83,6 @@ pub struct Report {
     pub links_pruned_for_misbehaviour: u64,
     /// Publications refused by the publisher's own duplicate cache, as gossipsub refuses them.
     pub refused_duplicates: u64,
-    /// Honest prices that never reached quorum after a retransmission was refused as a duplicate.
-    pub lost_to_gossip_cache: usize,
     pub partitions: usize,
     pub crashes: usize,
     pub database_outages: usize,
@@ -338,11 +336,8 @@ pub fn check(
     // 30 s). Its origin must have stayed up: a crash loses what it alone held. And it must come
     // after the sources' lies and stalls, which set honest observations apart, and after every
     // observation made during them has aged out: a node refuses an out-of-band price for good.
-    // Left out and counted: prices whose retransmission gossipsub refused as a duplicate (a quiet
-    // node's cache keeps an id past its time until something new comes in), a known loss.
     let fresh_after = calm + config.observe_interval_ms + config.retransmit_after_ms + 30_000;
     let sources_calm = scenario.sources.honest_from_ms() + config.reference_max_age_ms;
-    let mut lost_to_gossip_cache = 0;
     let honest_can_make_a_quorum = scenario.params.nodes - scenario.attacks.len() >= config.quorum;
     for (id, timeline) in &world.observer.prices {
         let expires = timeline.published_at + config.max_age_ms;
@@ -356,10 +351,6 @@ pub fn check(
             && expires >= fresh_after
             && expires + config.max_skew_ms <= end
         {
-            if world.observer.retransmissions_refused.contains(id) {
-                lost_to_gossip_cache += 1;
-                continue;
-            }
             violate(
                 "an honest price still fresh well after the last fault reaches quorum",
                 Some(*id),
@@ -460,7 +451,6 @@ pub fn check(
         cut_by_partition: fabric.traffic.cut_by_partition,
         links_pruned_for_misbehaviour: fabric.traffic.pruned_links,
         refused_duplicates: fabric.traffic.refused_duplicates,
-        lost_to_gossip_cache,
         partitions: count(|f| matches!(f, Fault::Partition { .. })),
         crashes: count(|f| matches!(f, Fault::Crash { .. } | Fault::CrashNextWriter { .. })),
         database_outages: count(|f| matches!(f, Fault::DatabaseDown { .. })),
@@ -566,8 +556,8 @@ impl Report {
              traffic     {messages} messages, {bytes} bytes: {mpp:.0} messages and {bpp:.0} bytes \
              per stored price, {mppn:.2} per node; busiest node sent {busiest}\n\
              network     {lost} lost, {dup} duplicated, {cut} cut by partitions, {pruned} links \
-             pruned, {refused} publications refused as duplicates ({cache_lost} prices lost \
-             so), {honest} penalties between honest nodes\n\
+             pruned, {refused} publications refused as duplicates, \
+             {honest} penalties between honest nodes\n\
              faults      {partitions} partitions, {crashes} crashes, {outages} database outages, \
              {hangs} database hangs, {steps_} clock steps, {cut_off} nodes cut off from the \
              exchanges, {byz} Byzantine members ({liars} liars), calm from {calm:.0} s\n\
@@ -607,7 +597,6 @@ impl Report {
             cut = self.cut_by_partition,
             pruned = self.links_pruned_for_misbehaviour,
             refused = self.refused_duplicates,
-            cache_lost = self.lost_to_gossip_cache,
             partitions = self.partitions,
             crashes = self.crashes,
             outages = self.database_outages,

@@ -6,9 +6,7 @@
 use std::rc::Rc;
 
 use protocol::journal;
-use protocol::{
-    Action, Broadcast, Clock, Event, Keypair, MessageRef, Node, PriceId, Signature, WriteOutcome,
-};
+use protocol::{Action, Clock, Event, Keypair, MessageRef, Node, PriceId, Signature, WriteOutcome};
 
 use crate::agenda::{Call, Job};
 use crate::byzantine::Adversary;
@@ -280,17 +278,14 @@ impl NodeIo {
             }
             // Answered at once by `sign`; `Node::drive` never passes it here.
             Action::Sign { .. } => {}
-            Action::Broadcast { id, why, bytes } => {
+            Action::Broadcast { why, bytes, .. } => {
                 let out = match &mut self.adversary {
                     Some(adversary) => adversary.outgoing(now, why, bytes),
                     None => vec![bytes],
                 };
                 let world = &mut *self.shared.world();
                 for bytes in out {
-                    let sent = world.fabric.publish(&mut world.agenda, now, index, bytes);
-                    if !sent && why == Broadcast::Retransmit {
-                        world.observer.retransmissions_refused.insert(id);
-                    }
+                    world.fabric.publish(&mut world.agenda, now, index, bytes);
                 }
             }
             Action::Verdict { message, verdict } => {

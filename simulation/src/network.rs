@@ -208,19 +208,18 @@ impl Fabric {
     }
 
     /// A node publishes its own message: to every mesh peer, unless its duplicate cache still
-    /// holds the same bytes; false if refused. gossipsub refuses those, and its publish asks the
-    /// cache without first clearing what expired (only an insert does, of any message published
-    /// or received): a node that took in nothing since still holds the id past its time, so the
-    /// cache is asked as it was at the node's last insert.
-    pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) -> bool {
+    /// holds the same bytes. gossipsub refuses those, and its publish asks the cache without first
+    /// clearing what expired (only an insert does, of any message published or received): a node
+    /// that took in nothing since still holds the id past its time, so the cache is asked as it
+    /// was at the node's last insert. (A retransmission is new bytes: its `resend` differs.)
+    pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) {
         let packet = self.packet(now, bytes);
         if remembers(packet.seen.generations[from].get(), self.generation[from]) {
             self.traffic.refused_duplicates += 1;
-            return false;
+            return;
         }
         self.mark_seen(now, from, &packet);
         self.send_to_mesh(agenda, now, from, None, &packet);
-        true
     }
 
     /// A packet of `bytes`, sharing the duplicate caches' record of its id with every other packet

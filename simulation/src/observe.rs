@@ -2,7 +2,7 @@
 //! bytes it sent, signed and wrote (two runs of one seed must agree on it), the last few of them for a failure's story, and each price's
 //! timeline (published, first at quorum at an honest node).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use protocol::{Action, Event, PriceId, Report};
 
@@ -37,9 +37,6 @@ pub struct Observer {
     /// The node that most recently became the writer.
     pub writer: Option<usize>,
     pub published: u64,
-    /// Prices a node retransmitted that its gossip layer refused as duplicates (see
-    /// `Fabric::publish`).
-    pub retransmissions_refused: BTreeSet<PriceId>,
     pub expired_unstored: u64,
     pub panics: Vec<String>,
 }

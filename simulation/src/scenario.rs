@@ -263,6 +263,8 @@ pub enum Attack {
     /// Sends copies carrying its own valid signature beside a corrupted copy of another signer's:
     /// nodes that hold the price see one new valid signature, and must still not pass it on.
     CorruptRelay,
+    /// Sends each message again under a random `resend` (unsigned): another gossip id each.
+    Resend,
     /// Sends old prices again.
     Replay,
     /// Floods random bytes.
@@ -470,7 +472,7 @@ impl Scenario {
             .map(|_| dice.range(0, 2 * skew_bound) as i64 - skew_bound as i64)
             .collect();
         let attacks = if faults.has(Profile::Byzantine) || params.variant != Variant::Correct {
-            byzantine(&mut dice, n, config.quorum, params.variant)
+            byzantine(&mut dice, params.seed, n, config.quorum, params.variant)
         } else {
             BTreeMap::new()
         };
@@ -629,6 +631,7 @@ impl Scenario {
 
 fn byzantine(
     dice: &mut Dice,
+    seed: u64,
     n: usize,
     quorum: usize,
     variant: Variant,
@@ -670,6 +673,13 @@ fn byzantine(
         }
         if variant != Variant::Correct && variant != Variant::SignsWithoutVerifying {
             chosen.clear();
+        }
+        // Drawn from a stream of its own, so that adding it moved no other draw.
+        if variant == Variant::Correct
+            && !chosen.is_empty()
+            && Dice::new(seed, "resend attack", node as u64).chance(0.4)
+        {
+            chosen.push(Resend);
         }
         attacks.insert(node, chosen);
     }

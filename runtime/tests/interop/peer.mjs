@@ -40,11 +40,12 @@ secp.hashes.hmacSha256 = (key, message) => hmac(sha256, key, message)
 
 const DOMAIN = utf8ToBytes('price-oracle:v1\n')
 const CONFIG_DOMAIN = utf8ToBytes('price-oracle:config:v1\n')
-const VERSION = 1
+const VERSION = 2
 const HEADER_LEN = 91
 const ENTRY_LEN = 20 + 65
 const MAX_SIGNATURES = 16
-const MAX_MESSAGE_LEN = HEADER_LEN + MAX_SIGNATURES * ENTRY_LEN
+const RESEND_LEN = 1
+const MAX_MESSAGE_LEN = HEADER_LEN + MAX_SIGNATURES * ENTRY_LEN + RESEND_LEN
 const MAX_DECIMALS = 38
 const CURVE_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
 const HALF_ORDER = CURVE_ORDER >> 1n
@@ -98,11 +99,13 @@ const idText = (id) => {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
 }
 
-function encode (networkId, body, signatures) {
+/** `resend`: 0 for a first send, k for the kth retransmission; not signed. */
+function encode (networkId, body, signatures, resend = 0) {
   const sorted = [...signatures].sort((a, b) => Buffer.compare(a.signer, b.signer))
   return concatBytes(Uint8Array.of(VERSION), networkId, bigEndian(body.id, 16), body.feed,
     bigEndian(body.price, 16), Uint8Array.of(body.decimals), bigEndian(body.observedAtMs, 8),
-    Uint8Array.of(sorted.length), ...sorted.flatMap(({ signer, signature }) => [signer, signature]))
+    Uint8Array.of(sorted.length), ...sorted.flatMap(({ signer, signature }) => [signer, signature]),
+    Uint8Array.of(resend))
 }
 
 /** The message in `bytes`, or an Error naming the first rule it breaks. */
@@ -118,8 +121,9 @@ function decode (bytes) {
   if (decimals > MAX_DECIMALS) throw new Error(`${decimals} decimals`)
   const count = bytes[90]
   if (count < 1 || count > MAX_SIGNATURES) throw new Error(`${count} signatures`)
-  if (bytes.length < HEADER_LEN + count * ENTRY_LEN) throw new Error('truncated signatures')
-  if (bytes.length > HEADER_LEN + count * ENTRY_LEN) throw new Error('trailing bytes')
+  const expected = HEADER_LEN + count * ENTRY_LEN + RESEND_LEN
+  if (bytes.length < expected) throw new Error('truncated')
+  if (bytes.length > expected) throw new Error('trailing bytes')
   const signatures = []
   for (let i = 0; i < count; i++) {
     const at = HEADER_LEN + i * ENTRY_LEN
@@ -141,7 +145,8 @@ function decode (bytes) {
       decimals,
       observedAtMs: readBigEndian(bytes.subarray(82, 90))
     },
-    signatures
+    signatures,
+    resend: bytes[expected - 1]
   }
 }
 
@@ -224,7 +229,7 @@ const seen = {
 /** Every check a receiver can make without state, in the order of PROTOCOL.md. */
 function verify (bytes) {
   const message = decode(bytes)
-  if (!equal(encode(message.networkId, message.body, message.signatures), bytes)) throw new Error('not canonical')
+  if (!equal(encode(message.networkId, message.body, message.signatures, message.resend), bytes)) throw new Error('not canonical')
   const { body, signatures } = message
   if (!equal(message.networkId, networkId)) throw new Error('another network id')
   if (!equal(body.feed, feed) || body.decimals !== decimals) throw new Error('another feed or decimals')
