@@ -19,7 +19,7 @@ use protocol::{
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::http::{self, Health, Metrics, SourceLabel};
+use crate::http::{self, Health, Metrics, Reason, SourceLabel};
 use crate::network::{self, Behaviour, BehaviourEvent, NetworkError};
 use crate::recorder::Recorder;
 use crate::sources::Sources;
@@ -395,10 +395,18 @@ impl protocol::Io for NodeIo {
             Action::Sign { .. } => {}
             Action::Broadcast { id, why, bytes } => {
                 let topic = self.topic.clone();
-                match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
-                    Ok(_) => tracing::debug!(%id, ?why, "broadcast"),
-                    Err(gossipsub::PublishError::Duplicate) => {}
-                    Err(error) => tracing::warn!(%id, ?why, %error, "broadcast failed"),
+                if let Err(error) = self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+                    let reason = network::refusal(&error);
+                    let label = Reason { reason };
+                    self.metrics.broadcasts_refused.get_or_create(&label).inc();
+                    // The same bytes, already sent or received: nothing is lost.
+                    if matches!(error, gossipsub::PublishError::Duplicate) {
+                        tracing::debug!(%id, ?why, "broadcast refused as a duplicate");
+                    } else {
+                        tracing::warn!(%id, ?why, %error, "broadcast failed");
+                    }
+                } else {
+                    tracing::debug!(%id, ?why, "broadcast");
                 }
             }
             Action::Verdict { message, verdict } => {

@@ -75,6 +75,20 @@ pub fn acceptance(verdict: Verdict) -> MessageAcceptance {
     }
 }
 
+/// Why gossipsub did not publish a message, as a metric label: each of [`REFUSALS`].
+pub fn refusal(error: &gossipsub::PublishError) -> &'static str {
+    use gossipsub::PublishError::*;
+    match error {
+        Duplicate => "duplicate",
+        NoPeersSubscribedToTopic => "no peers",
+        AllQueuesFull(_) => "queues full",
+        MessageTooLarge => "too large",
+        _ => "other",
+    }
+}
+
+pub const REFUSALS: [&str; 5] = ["duplicate", "no peers", "queues full", "too large", "other"];
+
 /// A swarm listening on `listen`, subscribed to `topic`, dialling `bootstrap`, remembering message
 /// ids for `duplicate_cache` (`protocol::gossip::duplicate_cache_ms`).
 pub fn start(
@@ -129,8 +143,6 @@ fn behaviour(
         .max_transmit_size(MAX_FRAME_LEN)
         .prune_backoff(Duration::from_millis(gossip_rules::PRUNE_BACKOFF_MS))
         .heartbeat_interval(Duration::from_secs(1))
-        // A retransmission is the same bytes: the cache must have forgotten them by then, or
-        // gossipsub refuses to publish it.
         .duplicate_cache_time(duplicate_cache)
         .build()?;
     let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)?;

@@ -184,6 +184,7 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
         "oracle_broadcasts_total",
         "oracle_own_signature_faults_total 0",
         "oracle_ignored_messages_total{kind=\"duplicate\"}",
+        "oracle_broadcasts_refused_total{reason=\"duplicate\"}",
         "oracle_peers 3",
         "oracle_publication_to_quorum_seconds_count",
     ] {

@@ -406,6 +406,10 @@ mod cli {
         (1_152, 5, "byzantine"),
         // Two liars and an equivocating origin stored a lie: a colluding quorum, not a fault.
         (1_002, 60, "all"),
+        // A quiet publisher's gossip cache refused its own retransmission: the same bytes.
+        (2_068, 4, "network"),
+        (2_117, 4, "network"),
+        (2_132, 10, "all"),
     ];
 
     /// Fresh seeds every sweep runs at least, and for how long it goes on drawing more.

@@ -23,6 +23,11 @@ pub struct SourceLabel {
     pub source: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
+
 /// What `/metrics` shows. Cheap to clone: every metric is shared. Everything the protocol counts
 /// comes from the node's own counters (`protocol::Counters`), and the gauges from what `/health`
 /// shows, both read at each scrape; the runtime adds only what the node cannot see: source
@@ -35,6 +40,8 @@ pub struct Metrics {
     pub health: Arc<Mutex<Health>>,
     pub stored_rows_failing_audit: Counter,
     pub source_failures: Family<SourceLabel, Counter>,
+    /// Broadcasts the gossip layer did not send, by its reason (`network::refusal`).
+    pub broadcasts_refused: Family<Reason, Counter>,
     pub to_quorum_seconds: Histogram,
     pub to_storage_seconds: Histogram,
     pub(super) registry: Arc<Registry>,
@@ -52,6 +59,7 @@ impl Default for Metrics {
             health: Arc::default(),
             stored_rows_failing_audit: Counter::default(),
             source_failures: Family::default(),
+            broadcasts_refused: Family::default(),
             to_quorum_seconds: seconds(),
             to_storage_seconds: seconds(),
             registry: Arc::new(Registry::default()),
@@ -76,6 +84,15 @@ impl Default for Metrics {
             "source_failures",
             "Price source requests that failed, by source",
             m.source_failures.clone(),
+        );
+        for reason in crate::network::REFUSALS {
+            let _ = m.broadcasts_refused.get_or_create(&Reason { reason });
+        }
+        registry.register(
+            "broadcasts_refused",
+            "Broadcasts the gossip layer did not send, by reason (duplicate: it holds the same \
+             bytes, sent or received; no peers: no subscribed peer to send to)",
+            m.broadcasts_refused.clone(),
         );
         registry.register(
             "publication_to_quorum_seconds",

@@ -18,7 +18,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use metrics::{Health, Kind, LastStored, Metrics, SourceLabel};
+pub use metrics::{Health, Kind, LastStored, Metrics, Reason, SourceLabel};
 pub use prices::{PriceJson, SignatureJson};
 
 use crate::store::Store;
