@@ -200,7 +200,7 @@ impl Hostile {
                     observed_at_ms: observed,
                 };
                 self.sent.push(body);
-                let Some(mut bytes) = self.signed(body, signers) else {
+                let Some(mut bytes) = self.signed(body, signers, 0) else {
                     return Ok(());
                 };
                 if let Some((at, value)) = corrupt {
@@ -218,7 +218,8 @@ impl Hostile {
                     return Ok(());
                 }
                 let body = self.sent[usize::from(which) % self.sent.len()];
-                let Some(mut bytes) = self.signed(body, signers) else {
+                // A copy again, as a retransmission would carry it or under any resend at all.
+                let Some(mut bytes) = self.signed(body, signers, which / 16) else {
                     return Ok(());
                 };
                 if let Some(k) = corrupt {
@@ -295,14 +296,16 @@ impl Hostile {
     }
 
     /// The encoded message of `body` signed by the keys whose bits are set in `signers`.
-    fn signed(&self, body: PriceBody, signers: u8) -> Option<Vec<u8>> {
+    fn signed(&self, body: PriceBody, signers: u8, resend: u8) -> Option<Vec<u8>> {
         let network_id = self.node.network_id();
         let digest = body.digest(&network_id);
         let signatures: Signatures = (0..KEYS)
             .filter(|k| signers & (1 << k) != 0)
             .map(|k| (self.keys[k].address(), self.keys[k].sign(&digest)))
             .collect();
-        Some(Message::new(network_id, body, signatures)?.encode())
+        let mut message = Message::new(network_id, body, signatures)?;
+        message.resend = resend;
+        Some(message.encode())
     }
 
     fn feed(&mut self, event: Event) -> Result<(), Violation> {
@@ -335,13 +338,20 @@ impl Hostile {
                 Action::Broadcast { id, why, bytes } => {
                     all_signatures_valid(&bytes, &network_id)
                         .map_err(|why| Violation(format!("broadcast {why}")))?;
+                    let mut resent = 0;
                     if why == Broadcast::Retransmit {
                         let sent = self.retransmits.entry(id).or_default();
                         *sent += 1;
                         check(*sent <= self.config.max_retransmits, || {
                             format!("retransmitted {id} {sent} times")
                         })?;
+                        resent = *sent;
                     }
+                    // Each retransmission its own gossip id: gossipsub refuses bytes it holds.
+                    let resend = Message::decode(&bytes).map_or(0, |m| u32::from(m.resend));
+                    check(resend == resent, || {
+                        format!("{why:?} of {id} carries resend {resend}, not {resent}")
+                    })?;
                 }
                 Action::Verdict { verdict, .. } => {
                     self.verdicts_out += 1;

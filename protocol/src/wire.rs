@@ -42,10 +42,11 @@ pub struct Message {
     pub network_id: [u8; 32],
     pub body: PriceBody,
     signatures: Signatures,
-    /// 0 for a first send, k for the sender's kth retransmission of the price. Signed by no one
-    /// and ignored by receivers: it only gives a retransmission another gossip id than the copy
-    /// before, because gossipsub refuses to publish bytes it still remembers, and a node that
-    /// received nothing since its last send remembers them past its cache time.
+    /// 0 for a first send, k for the sender's kth retransmission of the price. Signed by no one:
+    /// it gives a retransmission another gossip id than the copy before, because gossipsub
+    /// refuses to publish bytes it still remembers, and a node that received nothing since its
+    /// last send remembers them past its cache time. Receivers judge a copy by its signatures;
+    /// the one use they make of it is in `Node::duplicate`.
     pub resend: u8,
 }
 

@@ -380,11 +380,12 @@ async fn spam(entry: &libp2p::Multiaddr, config: &Config) -> tokio::task::JoinHa
                 _ = swarm.select_next_some() => {}
                 _ = tick.tick() => {
                     n += 1;
-                    // Version 1, then junk: first longer than any valid message (though well within
-                    // a gossipsub frame, which may batch several), then too short.
+                    // The version, then junk: first longer than any valid message (though well
+                    // within a gossipsub frame, which may batch several), then too short.
+                    let version = protocol::wire::VERSION;
                     let junk = match n % 2 {
-                        1 => [&[1u8][..], &[0xee; 3_999]].concat(),
-                        _ => [&[1u8][..], &n.to_be_bytes()].concat(),
+                        1 => [&[version][..], &[0xee; 3_999]].concat(),
+                        _ => [&[version][..], &n.to_be_bytes()].concat(),
                     };
                     let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), junk);
                 }
