@@ -28,6 +28,8 @@ pub(crate) struct Entry {
     pub write_failures: u32,
     /// After a failed write, not written again before this.
     pub retry_at: u64,
+    /// When this node last passed on a copy of the price that brought it nothing new.
+    pub passed_on_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,7 @@ impl Entry {
             retransmits: 0,
             write_failures: 0,
             retry_at: 0,
+            passed_on_at: None,
         }
     }
 

@@ -218,9 +218,6 @@ impl Config {
         if self.min_sources == 0 {
             return Err(MinSources);
         }
-        if self.max_retransmits > u32::from(u8::MAX) {
-            return Err(Retransmits(self.max_retransmits));
-        }
         let durations = [
             ("cosign_step", self.cosign_step_ms),
             ("price_interval", self.price_interval_ms),
@@ -298,8 +295,6 @@ pub enum ConfigError {
     Deviation(u32),
     #[error("at least one price source must be required")]
     MinSources,
-    #[error("max retransmits must be at most 255 (a message counts them in one byte), not {0}")]
-    Retransmits(u32),
     #[error("{0} must be longer than zero")]
     ZeroDuration(&'static str),
     #[error("heartbeat staleness must be longer than the heartbeat interval")]
@@ -341,7 +336,7 @@ mod tests {
             })
         );
         type Breaks = fn(&mut Config);
-        let broken: [(Breaks, ConfigError); 10] = [
+        let broken: [(Breaks, ConfigError); 9] = [
             (|c| c.quorum = 0, ConfigError::Quorum(0)),
             (|c| c.network.clear(), ConfigError::Network),
             (|c| c.decimals = 39, ConfigError::Decimals(39)),
@@ -366,7 +361,6 @@ mod tests {
             ),
             (|c| c.ready_ttl_ms = 1, ConfigError::ReadyTtl),
             (|c| c.max_prices = 0, ConfigError::Capacity),
-            (|c| c.max_retransmits = 256, ConfigError::Retransmits(256)),
         ];
         for (breaks, expected) in broken {
             let mut c = config(4);

@@ -29,7 +29,7 @@ pub const GRAYLIST_THRESHOLD: f64 = -80.0;
 /// How long a node's gossip layer remembers a message id (gossipsub's `duplicate_cache_time`):
 /// within it, the same bytes are neither forwarded nor published again. Half the retransmission
 /// period, never more than gossipsub's default of 60 s: a copy is flooded well within it. A
-/// retransmission does not depend on it, since its `resend` gives it another id (gossipsub's
+/// retransmission does not depend on it, since its nonce gives it another id (gossipsub's
 /// publish asks the cache as it was at its last insert, so a quiet node remembers longer).
 pub fn duplicate_cache_ms(config: &crate::Config) -> u64 {
     (config.retransmit_after_ms / 2).min(60_000)

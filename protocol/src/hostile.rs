@@ -99,6 +99,8 @@ pub struct Hostile {
     written: BTreeSet<PriceId>,
     /// Retransmissions sent so far, per price.
     retransmits: BTreeMap<PriceId, u32>,
+    /// The gossip id of every broadcast.
+    broadcast_ids: BTreeSet<[u8; 32]>,
     /// Bodies of the prices sent so far, for [`Op::Again`].
     sent: Vec<PriceBody>,
     gossip_in: u64,
@@ -140,6 +142,7 @@ impl Hostile {
             signed_ids: BTreeSet::new(),
             written: BTreeSet::new(),
             retransmits: BTreeMap::new(),
+            broadcast_ids: BTreeSet::new(),
             sent: Vec::new(),
             gossip_in: 0,
             verdicts_out: 0,
@@ -218,8 +221,8 @@ impl Hostile {
                     return Ok(());
                 }
                 let body = self.sent[usize::from(which) % self.sent.len()];
-                // A copy again, as a retransmission would carry it or under any resend at all.
-                let Some(mut bytes) = self.signed(body, signers, which / 16) else {
+                // A copy again, under another nonce.
+                let Some(mut bytes) = self.signed(body, signers, u64::from(which)) else {
                     return Ok(());
                 };
                 if let Some(k) = corrupt {
@@ -296,7 +299,7 @@ impl Hostile {
     }
 
     /// The encoded message of `body` signed by the keys whose bits are set in `signers`.
-    fn signed(&self, body: PriceBody, signers: u8, resend: u8) -> Option<Vec<u8>> {
+    fn signed(&self, body: PriceBody, signers: u8, nonce: u64) -> Option<Vec<u8>> {
         let network_id = self.node.network_id();
         let digest = body.digest(&network_id);
         let signatures: Signatures = (0..KEYS)
@@ -304,7 +307,7 @@ impl Hostile {
             .map(|k| (self.keys[k].address(), self.keys[k].sign(&digest)))
             .collect();
         let mut message = Message::new(network_id, body, signatures)?;
-        message.resend = resend;
+        message.nonce = nonce;
         Some(message.encode())
     }
 
@@ -338,19 +341,16 @@ impl Hostile {
                 Action::Broadcast { id, why, bytes } => {
                     all_signatures_valid(&bytes, &network_id)
                         .map_err(|why| Violation(format!("broadcast {why}")))?;
-                    let mut resent = 0;
                     if why == Broadcast::Retransmit {
                         let sent = self.retransmits.entry(id).or_default();
                         *sent += 1;
                         check(*sent <= self.config.max_retransmits, || {
                             format!("retransmitted {id} {sent} times")
                         })?;
-                        resent = *sent;
                     }
-                    // Each retransmission its own gossip id: gossipsub refuses bytes it holds.
-                    let resend = Message::decode(&bytes).map_or(0, |m| u32::from(m.resend));
-                    check(resend == resent, || {
-                        format!("{why:?} of {id} carries resend {resend}, not {resent}")
+                    // Every send its own gossip id: gossipsub refuses bytes it holds.
+                    check(self.broadcast_ids.insert(crate::message_id(&bytes)), || {
+                        format!("{why:?} of {id} repeats the bytes of an earlier broadcast")
                     })?;
                 }
                 Action::Verdict { verdict, .. } => {

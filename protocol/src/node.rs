@@ -56,6 +56,8 @@ pub struct Node {
     pub(crate) fetch_in_flight: bool,
     pub(crate) publish_pending: bool,
     pub(crate) sequence: u16,
+    /// The seed's stream, after the sequence's start: each broadcast's nonce.
+    pub(crate) rng: ChaCha8Rng,
     pub(crate) peers: usize,
     /// This node's place in the writers' order (0 writes, then the backups) and until when it
     /// holds it, unless a database read says otherwise first.
@@ -100,6 +102,7 @@ impl Node {
             peers: 0,
             lease: None,
             counters: Counters::default(),
+            rng,
             config,
         };
         let first = node.next_publication(now);
@@ -504,10 +507,7 @@ impl Node {
     pub(crate) fn broadcast(&mut self, id: PriceId, why: Broadcast) {
         if let Some(mut message) = self.message(id) {
             self.counters.broadcasts += 1;
-            if why == Broadcast::Retransmit {
-                let sent = self.book.get(id).map_or(0, |entry| entry.retransmits);
-                message.resend = u8::try_from(sent).unwrap_or(u8::MAX);
-            }
+            message.nonce = self.rng.next_u64();
             let bytes = message.encode();
             self.push(Action::Broadcast { id, why, bytes });
         }

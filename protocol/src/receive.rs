@@ -90,7 +90,7 @@ impl Node {
             return Verdict::Reject(Misbehaviour::BadSignature);
         }
         if added == 0 {
-            return self.duplicate(id, message.resend);
+            return self.duplicate(id, message.signatures().len());
         }
         if was_ready {
             return match self.overdue(id) {
@@ -194,13 +194,20 @@ impl Node {
     /// copy is passed on all the same: it is a retransmission, and gossip forwards only what its
     /// receivers accept, so without this it would stop at the first node that has the price and
     /// never reach the one that lacks it (often the writer, after a partition or lost messages).
-    /// Not a copy resent more often than any sender does: `resend` is unsigned, and each value is
-    /// another gossip id, flooded anew.
-    fn duplicate(&self, id: PriceId, resend: u8) -> Verdict {
-        match self.overdue(id) && u32::from(resend) <= self.config.max_retransmits {
-            true => Verdict::Accept,
-            false => Verdict::Ignore(Ignored::Duplicate),
+    /// One such copy per price every half retransmission period, and only one carrying a quorum:
+    /// copies differ in their unsigned nonce, so a relay could otherwise have one set of
+    /// signatures flooded anew under any number of gossip ids.
+    fn duplicate(&mut self, id: PriceId, signatures: usize) -> Verdict {
+        let (now, window) = (self.now, self.config.retransmit_after_ms / 2);
+        if signatures >= self.config.quorum
+            && self.overdue(id)
+            && let Some(entry) = self.book.get_mut(id)
+            && entry.passed_on_at.is_none_or(|at| now >= at + window)
+        {
+            entry.passed_on_at = Some(now);
+            return Verdict::Accept;
         }
+        Verdict::Ignore(Ignored::Duplicate)
     }
 
     /// A ready price whose signers have begun retransmitting it, not yet seen stored.

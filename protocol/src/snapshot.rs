@@ -6,6 +6,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use rand_chacha::ChaCha8Rng;
+use rand_core::SeedableRng;
+
 use crate::book::{Book, Entry, Phase};
 use crate::codec::{Reader, put_len, put_u64, put_u128};
 use crate::committee::Committee;
@@ -58,6 +61,8 @@ impl Node {
         out.push(u8::from(self.fetch_in_flight));
         out.push(u8::from(self.publish_pending));
         out.extend_from_slice(&self.sequence.to_le_bytes());
+        out.extend_from_slice(&self.rng.get_seed());
+        put_u128(&mut out, self.rng.get_word_pos());
         put_u64(&mut out, self.peers as u64);
         put_option(&mut out, self.lease, |out, lease| {
             put_u64(out, lease.rank as u64);
@@ -100,6 +105,8 @@ impl Node {
         let fetch_in_flight = r.u8()? != 0;
         let publish_pending = r.u8()? != 0;
         let sequence = u16::from_le_bytes(r.take()?);
+        let mut rng = ChaCha8Rng::from_seed(r.take()?);
+        rng.set_word_pos(r.u128()?);
         let peers = r.u64()? as usize;
         let lease = take_option(r, |r| {
             Ok(Lease {
@@ -124,6 +131,7 @@ impl Node {
             fetch_in_flight,
             publish_pending,
             sequence,
+            rng,
             peers,
             lease,
             counters: Counters::default(),
@@ -196,6 +204,7 @@ fn put_entry(out: &mut Vec<u8>, entry: &Entry) {
     put_u64(out, u64::from(entry.retransmits));
     put_u64(out, u64::from(entry.write_failures));
     put_u64(out, entry.retry_at);
+    put_option(out, entry.passed_on_at, put_u64);
 }
 
 /// Reads one entry into `book`, in its phase.
@@ -227,6 +236,7 @@ fn take_entry(r: &mut Reader, book: &mut Book) -> Result<(), &'static str> {
     entry.retransmits = u32::try_from(r.u64()?).map_err(|_| "retransmits")?;
     entry.write_failures = u32::try_from(r.u64()?).map_err(|_| "write failures")?;
     entry.retry_at = r.u64()?;
+    entry.passed_on_at = take_option(r, |r| r.u64())?;
     let id = body.id;
     book.insert(entry);
     book.set_phase(id, phase);

@@ -13,20 +13,20 @@
 //! 82      8     observed at, unix ms (u64, big-endian)
 //! 90      1     signature count n, 1..=16
 //! 91      85*n  n × (signer address 20 ‖ signature r‖s‖v 65), signers strictly ascending
-//! 91+85n  1     resend: 0 for a first send, k for the sender's kth retransmission (not signed)
+//! 91+85n  8     nonce: drawn at random by the sender for each send (u64, not signed)
 //! ```
 
 use crate::crypto::{Address, Signature, keccak256};
 use crate::price::{Feed, MAX_DECIMALS, Price, PriceBody, PriceId};
 use crate::signatures::Signatures;
 
-/// Version 2 added `resend`.
+/// Version 2 added `nonce`.
 pub const VERSION: u8 = 2;
 /// Most signatures one message may carry.
 pub const MAX_SIGNATURES: usize = 16;
 const HEADER_LEN: usize = 91;
 const ENTRY_LEN: usize = 20 + 65;
-const TRAILER_LEN: usize = 1;
+const TRAILER_LEN: usize = 8;
 /// No valid message is longer; longer input is refused before it is read.
 pub const MAX_MESSAGE_LEN: usize = HEADER_LEN + MAX_SIGNATURES * ENTRY_LEN + TRAILER_LEN;
 
@@ -42,12 +42,12 @@ pub struct Message {
     pub network_id: [u8; 32],
     pub body: PriceBody,
     signatures: Signatures,
-    /// 0 for a first send, k for the sender's kth retransmission of the price. Signed by no one:
-    /// it gives a retransmission another gossip id than the copy before, because gossipsub
-    /// refuses to publish bytes it still remembers, and a node that received nothing since its
-    /// last send remembers them past its cache time. Receivers judge a copy by its signatures;
-    /// the one use they make of it is in `Node::duplicate`.
-    pub resend: u8,
+    /// Drawn at random by the sender for each send, signed by no one, and read by no receiver: it
+    /// gives every send its own gossip id. gossipsub refuses to publish bytes its duplicate cache
+    /// holds, and a node that received nothing since its last send holds them past their time;
+    /// and bytes a peer could foresee, it could send first, so that the sender's own
+    /// retransmission is refused as already seen.
+    pub nonce: u64,
 }
 
 impl Message {
@@ -59,7 +59,7 @@ impl Message {
                 network_id,
                 body,
                 signatures,
-                resend: 0,
+                nonce: 0,
             })
     }
 
@@ -82,7 +82,7 @@ impl Message {
             out.extend_from_slice(&signer.0);
             out.extend_from_slice(&signature.0);
         }
-        out.push(self.resend);
+        out.extend_from_slice(&self.nonce.to_be_bytes());
         out
     }
 
@@ -126,7 +126,7 @@ impl Message {
             previous = Some(signer);
             signatures.insert(signer, signature);
         }
-        let resend = reader.take::<1>()?[0];
+        let nonce = u64::from_be_bytes(reader.take::<8>()?);
         let body = PriceBody {
             id,
             feed,
@@ -138,7 +138,7 @@ impl Message {
             network_id,
             body,
             signatures,
-            resend,
+            nonce,
         })
     }
 }
@@ -171,7 +171,7 @@ pub enum DecodeError {
     Decimals(u8),
     #[error("{0} signatures, a message carries 1 to {MAX_SIGNATURES}")]
     SignatureCount(usize),
-    #[error("bytes follow the resend count")]
+    #[error("bytes follow the nonce")]
     TrailingBytes,
     #[error("signers are not in ascending order")]
     Unsorted,
@@ -210,11 +210,11 @@ mod tests {
         }
         assert_eq!(sample(16).encode().len(), MAX_MESSAGE_LEN);
         let resent = Message {
-            resend: 3,
+            nonce: 3,
             ..sample(3)
         };
         let bytes = resent.encode();
-        assert_eq!(bytes.last(), Some(&3));
+        assert_eq!(bytes[bytes.len() - 8..], 3u64.to_be_bytes());
         assert_ne!(message_id(&bytes), message_id(&sample(3).encode()));
         assert_eq!(Message::decode(&bytes), Ok(resent));
         assert!(Message::new([0; 32], sample(1).body, Signatures::new()).is_none());

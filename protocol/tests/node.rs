@@ -795,7 +795,7 @@ fn an_overdue_copy_with_a_corrupted_signature_is_not_passed_on() {
     let (mut node, b) = signer_of_a_ready_price(&keys);
     let net = node.network_id();
     let retransmitting = READY + 30_000 + 60_000;
-    let copy = signed(net, b, &[&keys[0], &keys[2]]);
+    let copy = signed(net, b, &[&keys[0], &keys[1], &keys[2]]);
     let mut corrupted = copy.encode();
     corrupted[signature_at(&copy, keys[2].address())] ^= 1;
     assert_eq!(
@@ -1428,7 +1428,8 @@ fn a_signer_retransmits_a_ready_price_until_it_is_seen_stored() {
 }
 
 /// gossipsub refuses to publish bytes its cache still holds, and a node that received nothing
-/// since its last send holds them past the cache time: each retransmission must be new bytes.
+/// since its last send holds them past the cache time; and bytes a peer could foresee, it could
+/// send first. So each send is new bytes, by a nonce from the node's seed.
 #[test]
 fn each_retransmission_of_the_same_signatures_has_its_own_gossip_id() {
     let keys = keys(4);
@@ -1443,10 +1444,7 @@ fn each_retransmission_of_the_same_signatures_has_its_own_gossip_id() {
         }
     }
     let messages: Vec<Message> = sent.iter().map(|b| Message::decode(b).unwrap()).collect();
-    assert_eq!(
-        messages.iter().map(|m| m.resend).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
+    assert_eq!(messages.len(), 3);
     assert!(messages.iter().all(|m| m.body == b
         && m.signatures() == messages[0].signatures()
         && m.signatures().len() == 3));
@@ -1501,7 +1499,7 @@ fn copies_of_a_price_overdue_for_storing_are_passed_on() {
     let keys = keys(4);
     let (mut node, b) = signer_of_a_ready_price(&keys);
     let net = node.network_id();
-    let copy = || gossip(signed(net, b, &[&keys[0], &keys[2]]).encode());
+    let copy = || gossip(signed(net, b, &[&keys[0], &keys[1], &keys[2]]).encode());
     // Until its signers retransmit it, a copy is nothing new; from then on it is a retransmission
     // on its way to whoever lacks the price, and gossip forwards only what is accepted.
     let retransmitting = READY + 30_000 + 60_000;
@@ -1528,27 +1526,45 @@ fn copies_of_a_price_overdue_for_storing_are_passed_on() {
     );
 }
 
-/// `resend` is signed by no one: a relay could give an overdue copy up to 256 gossip ids, each
-/// flooded through the network. No honest sender counts past `max_retransmits`.
+/// The nonce is signed by no one: a relay could send one overdue copy under any number of gossip
+/// ids, each flooded anew. A node passes on one copy without news per price every half
+/// retransmission period, and only one that carries a quorum.
 #[test]
-fn an_overdue_copy_resent_more_often_than_any_sender_does_is_not_passed_on() {
+fn an_overdue_copy_without_news_is_passed_on_once_a_period_and_only_with_a_quorum() {
     let keys = keys(4);
     let (mut node, b) = signer_of_a_ready_price(&keys);
     let net = node.network_id();
-    let max = config(&keys).max_retransmits;
-    let copy = |resend: u32| {
-        let mut message = signed(net, b, &[&keys[0], &keys[2]]);
-        message.resend = u8::try_from(resend).unwrap();
+    let half_period = config(&keys).retransmit_after_ms / 2;
+    let copy = |signers: &[&Keypair], nonce: u64| {
+        let mut message = signed(net, b, signers);
+        message.nonce = nonce;
         gossip(message.encode())
     };
+    let quorum = [&keys[0], &keys[1], &keys[2]];
     let retransmitting = READY + 30_000 + 60_000;
+    let verdict_at = |node: &mut Node, now, event| step(node, now, event)[0].clone();
     assert_eq!(
-        step(&mut node, retransmitting, copy(max))[0],
-        verdict(Verdict::Accept)
+        verdict_at(&mut node, retransmitting, copy(&quorum[..2], 1)),
+        verdict(Verdict::Ignore(Ignored::Duplicate)),
+        "short of quorum"
     );
     assert_eq!(
-        step(&mut node, retransmitting, copy(max + 1))[0],
-        verdict(Verdict::Ignore(Ignored::Duplicate))
+        verdict_at(&mut node, retransmitting, copy(&quorum, 2)),
+        verdict(Verdict::Accept)
+    );
+    for nonce in 3..10 {
+        assert_eq!(
+            verdict_at(
+                &mut node,
+                retransmitting + half_period - 1,
+                copy(&quorum, nonce)
+            ),
+            verdict(Verdict::Ignore(Ignored::Duplicate))
+        );
+    }
+    assert_eq!(
+        verdict_at(&mut node, retransmitting + half_period, copy(&quorum, 10)),
+        verdict(Verdict::Accept)
     );
 }
 

@@ -129,7 +129,7 @@ fn encoding_of_the_vector_message() {
         .into_iter()
         .map(|(name, range)| format!("{name:>16}: {}", hex::encode(&bytes[range])))
         .collect();
-    let (entries, resend) = bytes[91..].split_at(bytes.len() - 92);
+    let (entries, nonce) = bytes[91..].split_at(bytes.len() - 91 - 8);
     for (i, entry) in entries.chunks(85).enumerate() {
         lines.push(format!(
             "{:>16}: {}",
@@ -142,7 +142,7 @@ fn encoding_of_the_vector_message() {
             hex::encode(&entry[20..])
         ));
     }
-    lines.push(format!("{:>16}: {}", "resend", hex::encode(resend)));
+    lines.push(format!("{:>16}: {}", "nonce", hex::encode(nonce)));
     insta::assert_snapshot!(lines.join("\n"));
 }
 
@@ -215,7 +215,7 @@ fn fuzz_seed_corpus_matches_the_wire_format() {
             ("valid-16-signatures-max-size", sixteen.clone()),
             ("empty", vec![]),
             ("header-only", three[..91].to_vec()),
-            ("truncated-signature", three[..three.len() - 2].to_vec()),
+            ("truncated-signature", three[..three.len() - 9].to_vec()),
             ("trailing-byte", [three.as_slice(), &[0]].concat()),
             ("over-max-size", [sixteen.as_slice(), &[0]].concat()),
             ("unknown-version", [&[1u8][..], &three[1..]].concat()),

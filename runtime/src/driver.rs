@@ -399,8 +399,8 @@ impl protocol::Io for NodeIo {
                     let reason = network::refusal(&error);
                     let label = Reason { reason };
                     self.metrics.broadcasts_refused.get_or_create(&label).inc();
-                    // The same bytes, already sent or received here: a copy went out before, or a
-                    // peer sent these bytes first (see PROTOCOL.md on `resend`).
+                    // The same bytes, already sent or received here: with a nonce drawn for every
+                    // send, not expected (see PROTOCOL.md on the nonce).
                     if matches!(error, gossipsub::PublishError::Duplicate) {
                         tracing::debug!(%id, ?why, "broadcast refused as a duplicate");
                     } else {

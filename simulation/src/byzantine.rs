@@ -122,18 +122,18 @@ impl Adversary {
             }
             Attack::DuplicateSigner => {
                 // The wire format's last entry, listed again: count at offset 90, 85-byte entries,
-                // then the resend byte.
+                // then the 8-byte nonce.
                 let count = *bytes.get(90)?;
-                let (entries, resend) = bytes.split_at(bytes.len() - 1);
+                let (entries, nonce) = bytes.split_at(bytes.len() - 8);
                 let mut out = entries.to_vec();
                 out[90] = count + 1;
                 out.extend_from_slice(&entries[entries.len() - 85..]);
-                out.extend_from_slice(resend);
+                out.extend_from_slice(nonce);
                 Some(out)
             }
             Attack::Resend => {
                 let mut copy = message.clone();
-                copy.resend = self.dice.u64() as u8;
+                copy.nonce = self.dice.u64();
                 Some(copy.encode())
             }
             _ => None,

@@ -211,7 +211,7 @@ impl Fabric {
     /// holds the same bytes. gossipsub refuses those, and its publish asks the cache without first
     /// clearing what expired (only an insert does, of any message published or received): a node
     /// that took in nothing since still holds the id past its time, so the cache is asked as it
-    /// was at the node's last insert. (A retransmission is new bytes: its `resend` differs.)
+    /// was at the node's last insert. (Every send is new bytes: its nonce differs.)
     pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) {
         let packet = self.packet(now, bytes);
         if remembers(packet.seen.generations[from].get(), self.generation[from]) {

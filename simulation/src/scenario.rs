@@ -263,7 +263,7 @@ pub enum Attack {
     /// Sends copies carrying its own valid signature beside a corrupted copy of another signer's:
     /// nodes that hold the price see one new valid signature, and must still not pass it on.
     CorruptRelay,
-    /// Sends each message again under a random `resend` (unsigned): another gossip id each.
+    /// Sends each message again under another nonce (unsigned): another gossip id.
     Resend,
     /// Sends old prices again.
     Replay,

@@ -44,8 +44,8 @@ const VERSION = 2
 const HEADER_LEN = 91
 const ENTRY_LEN = 20 + 65
 const MAX_SIGNATURES = 16
-const RESEND_LEN = 1
-const MAX_MESSAGE_LEN = HEADER_LEN + MAX_SIGNATURES * ENTRY_LEN + RESEND_LEN
+const NONCE_LEN = 8
+const MAX_MESSAGE_LEN = HEADER_LEN + MAX_SIGNATURES * ENTRY_LEN + NONCE_LEN
 const MAX_DECIMALS = 38
 const CURVE_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
 const HALF_ORDER = CURVE_ORDER >> 1n
@@ -99,13 +99,13 @@ const idText = (id) => {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
 }
 
-/** `resend`: 0 for a first send, k for the kth retransmission; not signed. */
-function encode (networkId, body, signatures, resend = 0) {
+/** `nonce`: 8 bytes drawn at random for each send; not signed. */
+function encode (networkId, body, signatures, nonce = crypto.getRandomValues(new Uint8Array(NONCE_LEN))) {
   const sorted = [...signatures].sort((a, b) => Buffer.compare(a.signer, b.signer))
   return concatBytes(Uint8Array.of(VERSION), networkId, bigEndian(body.id, 16), body.feed,
     bigEndian(body.price, 16), Uint8Array.of(body.decimals), bigEndian(body.observedAtMs, 8),
     Uint8Array.of(sorted.length), ...sorted.flatMap(({ signer, signature }) => [signer, signature]),
-    Uint8Array.of(resend))
+    nonce)
 }
 
 /** The message in `bytes`, or an Error naming the first rule it breaks. */
@@ -121,7 +121,7 @@ function decode (bytes) {
   if (decimals > MAX_DECIMALS) throw new Error(`${decimals} decimals`)
   const count = bytes[90]
   if (count < 1 || count > MAX_SIGNATURES) throw new Error(`${count} signatures`)
-  const expected = HEADER_LEN + count * ENTRY_LEN + RESEND_LEN
+  const expected = HEADER_LEN + count * ENTRY_LEN + NONCE_LEN
   if (bytes.length < expected) throw new Error('truncated')
   if (bytes.length > expected) throw new Error('trailing bytes')
   const signatures = []
@@ -146,7 +146,7 @@ function decode (bytes) {
       observedAtMs: readBigEndian(bytes.subarray(82, 90))
     },
     signatures,
-    resend: bytes[expected - 1]
+    nonce: bytes.slice(expected - NONCE_LEN)
   }
 }
 
@@ -229,7 +229,7 @@ const seen = {
 /** Every check a receiver can make without state, in the order of PROTOCOL.md. */
 function verify (bytes) {
   const message = decode(bytes)
-  if (!equal(encode(message.networkId, message.body, message.signatures, message.resend), bytes)) throw new Error('not canonical')
+  if (!equal(encode(message.networkId, message.body, message.signatures, message.nonce), bytes)) throw new Error('not canonical')
   const { body, signatures } = message
   if (!equal(message.networkId, networkId)) throw new Error('another network id')
   if (!equal(body.feed, feed) || body.decimals !== decimals) throw new Error('another feed or decimals')
