@@ -57,6 +57,8 @@ pub enum DriverError {
          with --recording-limit 0)"
     )]
     Recording(PathBuf, std::io::Error),
+    #[error("the operating system gives no randomness for the node's seed: {0}")]
+    Randomness(getrandom::Error),
 }
 
 /// The wall clock: unix time in milliseconds. The node is fed [`protocol::Clock`]'s time, which
@@ -83,10 +85,10 @@ pub async fn run(
         &settings.listen,
         &settings.bootstrap,
     )?;
+    // The seed draws every gossip nonce: one a peer could foresee, it could send first and have
+    // this node's own retransmission refused as already seen.
     let mut seed = [0u8; 8];
-    // Without OS randomness every start draws the same id sequence: harmless, since ids also
-    // carry the observation time.
-    let _ = getrandom::fill(&mut seed);
+    getrandom::fill(&mut seed).map_err(DriverError::Randomness)?;
     let started = Instant::now();
     let clock = Clock::new(now_ms(), 0);
     let start = journal::Start {

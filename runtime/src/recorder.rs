@@ -32,7 +32,7 @@ impl Recorder {
             std::fs::rename(&path, old(&path))?;
         }
         let mut recorder = Recorder {
-            file: File::create(&path)?,
+            file: private(&path)?,
             path,
             limit,
             written: 0,
@@ -83,7 +83,7 @@ impl Recorder {
     fn rotate(&mut self, node: &Node) -> std::io::Result<()> {
         self.finish()?;
         std::fs::rename(&self.path, old(&self.path))?;
-        self.file = File::create(&self.path)?;
+        self.file = private(&self.path)?;
         self.written = 0;
         self.tape = Tape::resume(self.start.clone(), node);
         self.flush()
@@ -92,4 +92,16 @@ impl Recorder {
 
 fn old(path: &Path) -> PathBuf {
     path.with_extension("journal.old")
+}
+
+/// A new recording file only its owner may read: it holds the node's seed, which foretells the
+/// node's gossip nonces.
+fn private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }

@@ -262,6 +262,10 @@ async fn four_nodes_store_each_price_once_then_three_carry_on() {
             files.push(cluster.recordings.join("node-3.journal.old"));
         }
         for file in files {
+            // The seed in it foretells the node's gossip nonces: its owner's alone.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
             let args = runtime::cli::ReplayArgs {
                 file: file.clone(),
                 id: None,

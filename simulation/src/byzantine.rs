@@ -131,7 +131,7 @@ impl Adversary {
                 out.extend_from_slice(nonce);
                 Some(out)
             }
-            Attack::Resend => {
+            Attack::Reissue => {
                 let mut copy = message.clone();
                 copy.nonce = self.dice.u64();
                 Some(copy.encode())

@@ -264,7 +264,7 @@ pub enum Attack {
     /// nodes that hold the price see one new valid signature, and must still not pass it on.
     CorruptRelay,
     /// Sends each message again under another nonce (unsigned): another gossip id.
-    Resend,
+    Reissue,
     /// Sends old prices again.
     Replay,
     /// Floods random bytes.
@@ -679,7 +679,7 @@ fn byzantine(
             && !chosen.is_empty()
             && Dice::new(seed, "resend attack", node as u64).chance(0.4)
         {
-            chosen.push(Resend);
+            chosen.push(Reissue);
         }
         attacks.insert(node, chosen);
     }

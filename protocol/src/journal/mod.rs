@@ -28,7 +28,8 @@ pub use replay::{Divergence, Replay, ReplayError, Replayed, Seen, replay};
 pub use tape::Tape;
 
 /// The first bytes of every recording file.
-pub const MAGIC: &[u8; 16] = b"oracle-journal1\n";
+/// 2: a node's state holds its nonce stream, and its prices when they were last passed on.
+pub const MAGIC: &[u8; 16] = b"oracle-journal2\n";
 /// Events between two checks of the actions' hash.
 pub const CHECK_EVERY: u64 = 64;
 /// No record is longer (a gossip message is at most `MAX_MESSAGE_LEN`; a database read lists
