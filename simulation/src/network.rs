@@ -24,11 +24,20 @@ pub struct Packet {
     seen: Rc<SeenBy>,
 }
 
-/// Which nodes' duplicate caches hold one message id: for each node, the generation of its cache
-/// the id went into (0: never). Kept by id, not by node, because a message's spread asks about
-/// one id at every node in turn: the answers sit side by side instead of in a cache per node.
+/// Which nodes' duplicate caches hold one message id, and which nodes have a copy of it on the
+/// way. Kept by id, not by node, because a message's spread asks about one id at every node in
+/// turn: the answers sit side by side instead of in a cache per node.
 struct SeenBy {
-    generations: Box<[Cell<u32>]>,
+    by_node: Box<[Cell<Mark>]>,
+}
+
+/// What one message id is at one node.
+#[derive(Clone, Copy, Default)]
+struct Mark {
+    /// The generation of the node's cache the id went into (0: never).
+    generation: u32,
+    /// When the earliest copy on its way to the node arrives (0: none known).
+    first_due: u32,
 }
 
 impl std::fmt::Debug for SeenBy {
@@ -165,6 +174,13 @@ impl Fabric {
         self.up[node] = up;
         // Volatile state goes with the process: two generations on, nothing is remembered.
         self.peers[node] = Peer::default();
+        for seen in self.seen_by.values() {
+            let mark = &seen.by_node[node];
+            mark.set(Mark {
+                first_due: 0,
+                ..mark.get()
+            });
+        }
         self.generation[node] += 2;
         self.seen_rotated_at[node] = 0;
         self.mesh[node]
@@ -214,7 +230,7 @@ impl Fabric {
     /// was at the node's last insert. (Every send is new bytes: its nonce differs.)
     pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) {
         let packet = self.packet(now, bytes);
-        if remembers(packet.seen.generations[from].get(), self.generation[from]) {
+        if remembers(packet.seen.by_node[from].get().generation, self.generation[from]) {
             self.traffic.refused_duplicates += 1;
             return;
         }
@@ -230,14 +246,14 @@ impl Fabric {
             let generation = &self.generation;
             self.seen_by.retain(|_, seen| {
                 Rc::strong_count(seen) > 1
-                    || (seen.generations.iter().zip(generation))
-                        .any(|(marked, &now)| remembers(marked.get(), now))
+                    || (seen.by_node.iter().zip(generation))
+                        .any(|(mark, &now)| remembers(mark.get().generation, now))
             });
         }
         let nodes = self.generation.len();
         let seen = self.seen_by.entry(content_hash(&bytes)).or_insert_with(|| {
             Rc::new(SeenBy {
-                generations: vec![Cell::new(0); nodes].into(),
+                by_node: vec![Cell::new(Mark::default()); nodes].into(),
             })
         });
         let seen = seen.clone();
@@ -358,10 +374,36 @@ impl Fabric {
                 at += self.dice.range(0, extra);
             }
             self.sequence += 1;
+            if self.arrives_after_another_copy(now, to, packet, at) {
+                continue;
+            }
             let entry = (at, self.sequence, from, Unordered(packet.clone()));
             self.peers[to].inbox.push(Reverse(entry));
             agenda.wake(to, at);
         }
+    }
+
+    /// Whether a copy reaching `to` at `at` would find the id already in its cache, as another copy
+    /// on the way arrives first, in the same generation of the cache (generations turn at
+    /// multiples of half `seen_for_ms`): then its arrival would change nothing, the earlier one
+    /// having turned the cache to that generation, and it is not queued nor its receiver woken.
+    /// Otherwise it is noted if it is now the earliest on the way. A node that stops loses what
+    /// was on the way (`set_up`).
+    fn arrives_after_another_copy(&self, now: u64, to: usize, packet: &Packet, at: u64) -> bool {
+        let mark = &packet.seen.by_node[to];
+        let first = u64::from(mark.get().first_due);
+        let window = (self.settings.seen_for_ms / 2).max(1);
+        if first >= now.max(1) && first <= at && first / window == at / window {
+            return true;
+        }
+        if first < now || at < first {
+            let first_due = u32::try_from(at).expect("runs are shorter than 49 days");
+            mark.set(Mark {
+                first_due,
+                ..mark.get()
+            });
+        }
+        false
     }
 
     /// When the next arrival at `node` is due.
@@ -393,7 +435,7 @@ impl Fabric {
 
     fn has_seen(&self, now: u64, node: usize, packet: &Packet) -> bool {
         let (generation, _) = self.generation_at(now, node);
-        remembers(packet.seen.generations[node].get(), generation)
+        remembers(packet.seen.by_node[node].get().generation, generation)
     }
 
     /// `node`'s cache generation at `now`, and when it began. The cache turns every half of
@@ -412,7 +454,11 @@ impl Fabric {
 
     fn mark_seen(&mut self, now: u64, node: usize, packet: &Packet) {
         self.rotate_seen(now, node);
-        packet.seen.generations[node].set(self.generation[node]);
+        let mark = &packet.seen.by_node[node];
+        mark.set(Mark {
+            generation: self.generation[node],
+            ..mark.get()
+        });
     }
 }
 
