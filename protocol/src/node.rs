@@ -39,7 +39,8 @@ pub struct Footprint {
 /// the drain, never during it); call `handle` with [`Event::TimerDue`] once [`Node::poll_timeout`]'s
 /// deadline has passed. [`Node::drive`] does all of this and is what both drivers call.
 pub struct Node {
-    pub(crate) config: Config,
+    /// Shared: a driver running many nodes of one deployment keeps one copy, read by all.
+    pub(crate) config: Arc<Config>,
     pub(crate) network_id: [u8; 32],
     pub(crate) me: Address,
     pub(crate) check: Arc<dyn SignatureCheck>,
@@ -56,8 +57,9 @@ pub struct Node {
     pub(crate) fetch_in_flight: bool,
     pub(crate) publish_pending: bool,
     pub(crate) sequence: u16,
-    /// The seed's stream, after the sequence's start: each broadcast's nonce.
-    pub(crate) rng: ChaCha8Rng,
+    /// The seed's stream, after the sequence's start: each broadcast's nonce. Boxed, as it is
+    /// large and used only to send: the fields every event reads stay on few cache lines.
+    pub(crate) rng: Box<ChaCha8Rng>,
     pub(crate) peers: usize,
     /// This node's place in the writers' order (0 writes, then the backups) and until when it
     /// holds it, unless a database read says otherwise first.
@@ -75,7 +77,13 @@ pub(crate) struct Lease {
 impl Node {
     /// A node for `config`, signing as `me`. `seed` is the only randomness it will ever use; `now`
     /// is unix milliseconds. Errors name the setting to fix.
-    pub fn new(config: Config, me: Address, seed: u64, now: u64) -> Result<Node, ConfigError> {
+    pub fn new(
+        config: impl Into<Arc<Config>>,
+        me: Address,
+        seed: u64,
+        now: u64,
+    ) -> Result<Node, ConfigError> {
+        let config = config.into();
         config.validate()?;
         let committee = match &config.signers {
             Signers::Allowlist(list) if !list.contains(&me) => {
@@ -84,7 +92,7 @@ impl Node {
             Signers::Allowlist(list) => list.ring(),
             Signers::Open => Arc::new(Committee::new([me])),
         };
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = Box::new(ChaCha8Rng::seed_from_u64(seed));
         let mut node = Node {
             network_id: config.network_id(),
             me,

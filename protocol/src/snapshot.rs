@@ -72,7 +72,12 @@ impl Node {
     }
 
     /// The node `snapshot` was taken of, for `config` and `me`.
-    pub fn restore(config: Config, me: Address, snapshot: &[u8]) -> Result<Node, RestoreError> {
+    pub fn restore(
+        config: impl Into<Arc<Config>>,
+        me: Address,
+        snapshot: &[u8],
+    ) -> Result<Node, RestoreError> {
+        let config = config.into();
         config.validate()?;
         let r = &mut Reader(snapshot);
         let now = r.u64()?;
@@ -105,7 +110,7 @@ impl Node {
         let fetch_in_flight = r.u8()? != 0;
         let publish_pending = r.u8()? != 0;
         let sequence = u16::from_le_bytes(r.take()?);
-        let mut rng = ChaCha8Rng::from_seed(r.take()?);
+        let mut rng = Box::new(ChaCha8Rng::from_seed(r.take()?));
         rng.set_word_pos(r.u128()?);
         let peers = r.u64()? as usize;
         let lease = take_option(r, |r| {

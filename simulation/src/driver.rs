@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use protocol::journal;
-use protocol::{Action, Clock, Event, Keypair, MessageRef, Node, PriceId, Signature, WriteOutcome};
+use protocol::{Action, Clock, Event, MessageRef, Node, PriceId, Signature, WriteOutcome};
 
 use crate::agenda::{Call, Job};
 use crate::byzantine::Adversary;
@@ -17,8 +17,9 @@ use crate::world::Shared;
 
 pub struct Driver {
     node: Node,
-    /// With `--record`: the production flight recorder.
-    recorder: Option<Recorder>,
+    /// With `--record`: the production flight recorder. Boxed, as is whatever a wake seldom
+    /// reads: thousands of drivers are woken in turn, and each touches few cache lines.
+    recorder: Option<Box<Recorder>>,
     /// The node's time, kept from simulated time (its monotonic clock) as production keeps it.
     clock: Clock,
     peers: usize,
@@ -30,9 +31,8 @@ struct NodeIo {
     shared: Rc<Shared>,
     index: usize,
     incarnation: u64,
-    key: Keypair,
-    dice: Dice,
-    adversary: Option<Adversary>,
+    dice: Box<Dice>,
+    adversary: Option<Box<Adversary>>,
     honest: bool,
     /// Simulated time of the event being driven.
     now: u64,
@@ -70,22 +70,22 @@ pub fn start(shared: &Rc<Shared>, index: usize) -> Driver {
             .filter(|n| !scenario.is_byzantine(*n))
             .map(|n| scenario.keys[n].address())
             .collect();
-        Adversary::new(
+        Box::new(Adversary::new(
             attacks.clone(),
             Dice::new(seed, "adversary", index as u64),
             key.clone(),
             scenario.outsider.clone(),
             honest,
-        )
+        ))
     });
     let recorder = scenario.params.record.then(|| {
         let start = journal::Start {
-            config: scenario.config.clone(),
+            config: (*scenario.config).clone(),
             me: key.address(),
             seed,
             started_at: clock.now(start),
         };
-        Recorder::new(&mut shared.world().recordings, index, start)
+        Box::new(Recorder::new(&mut shared.world().recordings, index, start))
     });
     shared.world().agenda.wake(index, start);
     Driver {
@@ -96,11 +96,10 @@ pub fn start(shared: &Rc<Shared>, index: usize) -> Driver {
         io: NodeIo {
             honest: adversary.is_none(),
             adversary,
-            dice: Dice::new(seed, "node", index as u64),
+            dice: Box::new(Dice::new(seed, "node", index as u64)),
             shared: shared.clone(),
             index,
             incarnation,
-            key,
             now: start,
             gossip_from: index,
         },
@@ -139,7 +138,7 @@ impl Driver {
             .io
             .adversary
             .as_ref()
-            .and_then(Adversary::next_unprompted);
+            .and_then(|adversary| adversary.next_unprompted());
         let at = [deadline, arrival, unprompted]
             .into_iter()
             .flatten()
@@ -238,7 +237,7 @@ impl protocol::Io for NodeIo {
             .world()
             .observer
             .action(now, index, honest, &sign);
-        self.key.sign(digest)
+        self.shared.scenario.keys[self.index].sign(digest)
     }
 
     fn execute(&mut self, action: Action) {
@@ -295,7 +294,7 @@ impl NodeIo {
                     .verdict(&mut world.agenda, now, index, message.token, verdict);
             }
             Action::Heartbeat => {
-                let address = self.key.address();
+                let address = self.shared.scenario.keys[self.index].address();
                 let timed_out = Event::DatabaseUnreachable;
                 self.database(timed_out, move |db, now| {
                     db.heartbeat(now, address)
@@ -316,7 +315,7 @@ impl NodeIo {
                 if self
                     .adversary
                     .as_ref()
-                    .is_some_and(Adversary::silent_writer)
+                    .is_some_and(|adversary| adversary.silent_writer())
                 {
                     return;
                 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use protocol::{Address, Config, Feed, Keypair, Signers};
 
@@ -357,7 +358,8 @@ pub enum Fault {
 
 pub struct Scenario {
     pub params: Params,
-    pub config: Config,
+    /// One copy for every node: each reads it on every event.
+    pub config: Arc<Config>,
     pub keys: Vec<Keypair>,
     /// A key outside the allowlist.
     pub outsider: Keypair,
@@ -564,7 +566,7 @@ impl Scenario {
             .unwrap_or(0);
         let mut scenario = Scenario {
             params,
-            config,
+            config: Arc::new(config),
             keys,
             outsider: key(u32::MAX - 1),
             network,
@@ -587,7 +589,7 @@ impl Scenario {
             self.network.loss = f64::from(percent) / 100.0;
         }
         if let Some(quorum) = fixed.quorum {
-            self.config.quorum = quorum;
+            Arc::make_mut(&mut self.config).quorum = quorum;
         }
         if let Some(liars) = fixed.liars {
             self.attacks = (0..liars.min(n))
