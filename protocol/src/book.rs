@@ -75,6 +75,10 @@ pub(crate) struct Book {
     prices: BTreeMap<PriceId, Box<Entry>>,
     /// Ids known to be stored, kept until they are too old to be accepted again.
     stored: BTreeSet<PriceId>,
+    /// No id in `stored` is larger. Ids are minted in time order and a fresh price is newer than
+    /// every stored one, so most lookups end here instead of walking a tree that holds every id
+    /// stored in the last hour.
+    newest_stored: Option<PriceId>,
     /// Prices still collecting signatures, by origin.
     collecting_by_origin: BTreeMap<Address, usize>,
     /// Prices this node will judge once its fresh observation arrives.
@@ -166,7 +170,7 @@ impl Book {
     }
 
     pub fn is_stored(&self, id: PriceId) -> bool {
-        self.stored.contains(&id)
+        self.newest_stored.is_some_and(|newest| id <= newest) && self.stored.contains(&id)
     }
 
     pub fn stored_len(&self) -> usize {
@@ -176,6 +180,7 @@ impl Book {
     /// Remembers an id as stored (the price itself is removed by the caller first).
     pub fn insert_stored(&mut self, id: PriceId) {
         self.stored.insert(id);
+        self.newest_stored = self.newest_stored.max(Some(id));
     }
 
     /// Forgets stored ids older than `horizon`: no price that old is accepted again.
@@ -194,6 +199,13 @@ impl Book {
     ) -> Result<(), String> {
         use crate::timers::Timer;
         use crate::wire::MAX_SIGNATURES;
+        if self.stored.last() > self.newest_stored.as_ref() {
+            return Err(format!(
+                "{:?} is stored, newer than the newest known {:?}",
+                self.stored.last(),
+                self.newest_stored
+            ));
+        }
         let mut collecting = BTreeMap::<Address, usize>::new();
         for (id, entry) in &self.prices {
             if entry.body.id != *id {
