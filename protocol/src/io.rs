@@ -80,7 +80,9 @@ pub enum Action {
     /// Read the heartbeat table, and the stored ids from `stored_since` on (none if `None`).
     ReadDatabase { stored_since: Option<PriceId> },
     /// Insert this price unless its id is already stored; answer with [`Event::WriteFinished`].
-    Write(PriceRow),
+    /// Boxed: a row is large and written once per price, while every other action is small and
+    /// frequent, and each action takes the size of the largest.
+    Write(Box<PriceRow>),
     /// Something a person watching the node wants to know. Needs no answer.
     Report(Report),
 }

@@ -633,12 +633,12 @@ impl Node {
         self.timers.set(Timer::Write(id), unanswered);
         let message = self.message(id).expect("a ready price has signatures");
         self.counters.writes += 1;
-        self.push(Action::Write(PriceRow {
+        self.push(Action::Write(Box::new(PriceRow {
             message,
             origin,
             last_signature_at_ms,
             writer: self.me,
-        }));
+        })));
     }
 
     fn on_write_finished(&mut self, id: PriceId, outcome: WriteOutcome) {

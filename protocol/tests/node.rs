@@ -1134,7 +1134,7 @@ fn the_writer_writes_each_ready_price_once_and_retries_failures() {
     assert_eq!(writes(step(&mut node, write_at - 1, Event::TimerDue)), []);
     assert_eq!(
         writes(step(&mut node, write_at, Event::TimerDue)),
-        [Action::Write(row.clone())]
+        [Action::Write(Box::new(row.clone()))]
     );
     // Failure: retried after the backoff, not before.
     step(
@@ -1152,7 +1152,7 @@ fn the_writer_writes_each_ready_price_once_and_retries_failures() {
     );
     assert_eq!(
         writes(step(&mut node, write_at + 1_010, Event::TimerDue)),
-        [Action::Write(row)]
+        [Action::Write(Box::new(row))]
     );
     let actions = step(
         &mut node,
@@ -1237,7 +1237,7 @@ fn only_a_node_in_the_order_of_writers_sets_write_timers() {
     };
     assert_eq!(
         writes(step(&mut node, due, Event::TimerDue)),
-        [Action::Write(row)]
+        [Action::Write(Box::new(row))]
     );
 }
 
@@ -1247,7 +1247,7 @@ fn a_write_the_database_never_answers_is_retried() {
     let (mut node, row, write_at) = writer_with_a_ready_price(&keys);
     assert_eq!(
         writes(step(&mut node, write_at, Event::TimerDue)),
-        [Action::Write(row.clone())]
+        [Action::Write(Box::new(row.clone()))]
     );
     // No answer ever comes. Twice the database timeout later the write is presumed failed, and
     // retried after the first backoff.
@@ -1257,7 +1257,7 @@ fn a_write_the_database_never_answers_is_retried() {
     assert_eq!(writes(step(&mut node, unanswered, Event::TimerDue)), []);
     assert_eq!(
         writes(step(&mut node, unanswered + 1_000, Event::TimerDue)),
-        [Action::Write(row)]
+        [Action::Write(Box::new(row))]
     );
     assert_eq!(node.counters().write_failures, 1);
 }

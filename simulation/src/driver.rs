@@ -326,7 +326,7 @@ impl NodeIo {
                     outcome: WriteOutcome::Failed,
                 };
                 self.database(timed_out, move |db, now| {
-                    let outcome = match db.insert(now, price) {
+                    let outcome = match db.insert(now, *price) {
                         // Applied, but the answer is lost: the writer sees a failure.
                         Ok(WriteOutcome::Inserted) if lost_ack => WriteOutcome::Failed,
                         Ok(outcome) => outcome,

@@ -230,7 +230,10 @@ impl Fabric {
     /// was at the node's last insert. (Every send is new bytes: its nonce differs.)
     pub fn publish(&mut self, agenda: &mut Agenda, now: u64, from: usize, bytes: Vec<u8>) {
         let packet = self.packet(now, bytes);
-        if remembers(packet.seen.by_node[from].get().generation, self.generation[from]) {
+        if remembers(
+            packet.seen.by_node[from].get().generation,
+            self.generation[from],
+        ) {
             self.traffic.refused_duplicates += 1;
             return;
         }

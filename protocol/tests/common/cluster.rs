@@ -177,7 +177,7 @@ impl Cluster {
                         WriteOutcome::AlreadyPresent
                     }
                     std::collections::btree_map::Entry::Vacant(slot) => {
-                        slot.insert(row);
+                        slot.insert(*row);
                         WriteOutcome::Inserted
                     }
                 };
