@@ -57,12 +57,17 @@ pub struct Agenda {
     /// Each node's next scheduled wake (u64::MAX: none); earlier wakes replace later ones, and a
     /// replaced wake is skipped when its time comes.
     wake_at: Vec<u64>,
+    /// The latest of each node's entries in `wakes`, if any. A node woken by an arrival asks
+    /// again for its next deadline, most often the one it asked for before: that entry is still
+    /// queued and is not queued twice (the queue held some 30 entries per node otherwise).
+    latest_queued: Vec<Option<u64>>,
 }
 
 impl Agenda {
     pub fn new(nodes: usize) -> Agenda {
         Agenda {
             wake_at: vec![u64::MAX; nodes],
+            latest_queued: vec![None; nodes],
             ..Agenda::default()
         }
     }
@@ -77,7 +82,11 @@ impl Agenda {
     pub fn wake(&mut self, node: usize, at: u64) {
         if at < self.wake_at[node] {
             self.wake_at[node] = at;
-            self.wakes.push(Reverse((at, node)));
+            let latest = &mut self.latest_queued[node];
+            if *latest != Some(at) {
+                self.wakes.push(Reverse((at, node)));
+                *latest = (*latest).max(Some(at));
+            }
         }
     }
 
@@ -96,6 +105,10 @@ impl Agenda {
                 return Some((at, job));
             }
             let Reverse((at, node)) = self.wakes.pop()?;
+            if self.latest_queued[node] == Some(at) {
+                // The queue is in time order: nothing of this node's is left in it.
+                self.latest_queued[node] = None;
+            }
             if self.wake_at[node] == at {
                 self.wake_at[node] = u64::MAX;
                 return Some((at, Job::Wake { node }));
