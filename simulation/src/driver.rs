@@ -23,6 +23,8 @@ pub struct Driver {
     /// The node's time, kept from simulated time (its monotonic clock) as production keeps it.
     clock: Clock,
     peers: usize,
+    /// The network's count of link changes when `peers` was counted.
+    peers_counted_at: Option<u64>,
     io: NodeIo,
 }
 
@@ -93,6 +95,7 @@ pub fn start(shared: &Rc<Shared>, index: usize) -> Driver {
         recorder,
         clock,
         peers: usize::MAX,
+        peers_counted_at: None,
         io: NodeIo {
             honest: adversary.is_none(),
             adversary,
@@ -182,10 +185,18 @@ impl Driver {
             let bytes = arrival.packet.bytes.clone();
             self.feed(now, Event::Gossip { message, bytes });
         }
-        let peers = self.io.shared.world().fabric.reachable_peers(self.io.index);
-        if peers != self.peers {
-            self.peers = peers;
-            self.feed(now, Event::PeersChanged { count: peers });
+        let counted = {
+            let world = self.io.shared.world();
+            let links_changed = world.fabric.links_changed;
+            (self.peers_counted_at != Some(links_changed))
+                .then(|| (world.fabric.reachable_peers(self.io.index), links_changed))
+        };
+        if let Some((peers, links_changed)) = counted {
+            self.peers_counted_at = Some(links_changed);
+            if peers != self.peers {
+                self.peers = peers;
+                self.feed(now, Event::PeersChanged { count: peers });
+            }
         }
         if let Some(adversary) = &mut self.io.adversary {
             for bytes in adversary.unprompted(now) {

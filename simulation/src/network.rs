@@ -97,6 +97,12 @@ pub struct Fabric {
     /// When ids nobody remembers are next dropped from `seen_by`.
     next_sweep_at: u64,
     up: Vec<bool>,
+    /// Counts every change of which links are open (a process starting or stopping, a partition,
+    /// a heal): while it stays, every node's count of reachable peers does too.
+    pub links_changed: u64,
+    /// Whether each node holds a penalty of any peer: most never do, and a send asks about the
+    /// receiver's penalty of the sender without touching the receiver's state then.
+    penalises: Vec<bool>,
     /// Partition side of each node (0 or 1) and whether only 1 → 0 is cut.
     side: Vec<u8>,
     partitioned: bool,
@@ -144,6 +150,8 @@ impl Fabric {
             seen_by: HashedMap::default(),
             next_sweep_at: 0,
             up: vec![false; nodes],
+            links_changed: 0,
+            penalises: vec![false; nodes],
             side: vec![0; nodes],
             partitioned: false,
             one_way: false,
@@ -172,6 +180,8 @@ impl Fabric {
     /// as production's swarm reports it: they are woken to count their peers again.
     pub fn set_up(&mut self, agenda: &mut Agenda, now: u64, node: usize, up: bool) {
         self.up[node] = up;
+        self.links_changed += 1;
+        self.penalises[node] = false;
         // Volatile state goes with the process: two generations on, nothing is remembered.
         self.peers[node] = Peer::default();
         for seen in self.seen_by.values() {
@@ -198,12 +208,14 @@ impl Fabric {
         self.side.iter_mut().for_each(|s| *s = 0);
         side.iter().for_each(|&n| self.side[n] = 1);
         self.partitioned = true;
+        self.links_changed += 1;
         self.one_way = one_way;
         self.wake_all(agenda, now);
     }
 
     pub fn heal(&mut self, agenda: &mut Agenda, now: u64) {
         self.partitioned = false;
+        self.links_changed += 1;
         self.wake_all(agenda, now);
     }
 
@@ -286,6 +298,7 @@ impl Fabric {
                     self.honest_penalised.push((now, node, from, why.name()));
                 }
                 let was_in_mesh = self.in_mesh(now, node, from);
+                self.penalises[node] = true;
                 let penalty = self.peers[node].penalties.entry(from).or_default();
                 penalty.record(now);
                 if was_in_mesh && penalty.score(now) < 0.0 {
@@ -301,6 +314,9 @@ impl Fabric {
 
     /// `node`'s score of `peer` at `now`.
     fn score(&self, now: u64, node: usize, peer: usize) -> f64 {
+        if !self.penalises[node] {
+            return 0.0;
+        }
         self.peers[node]
             .penalties
             .get(&peer)
