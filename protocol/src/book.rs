@@ -199,6 +199,7 @@ impl Book {
     ) -> Result<(), String> {
         use crate::timers::Timer;
         use crate::wire::MAX_SIGNATURES;
+        timers.check()?;
         if self.stored.last() > self.newest_stored.as_ref() {
             return Err(format!(
                 "{:?} is stored, newer than the newest known {:?}",

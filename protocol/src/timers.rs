@@ -1,6 +1,7 @@
 //! Every timer a node can set, and the table that orders them. Setting a timer again moves it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::price::PriceId;
 
@@ -23,36 +24,45 @@ pub enum Timer {
     Expire(PriceId),
 }
 
+/// The deadlines are the truth; the queue only orders them. Setting or cancelling a timer leaves
+/// its old entry in the queue, dropped when it comes to the front (its deadline no longer
+/// matches): a push onto a heap touches a few of its entries where a sorted tree of wide keys
+/// walked and shifted whole nodes, on every timer set and cancelled (every node sets one for
+/// every price it holds).
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    queue: BTreeSet<(u64, Timer)>,
     deadline: BTreeMap<Timer, u64>,
-    /// The queue's first entry, kept beside it: a driver asks for it after every event, and
-    /// walking down to the tree's first leaf each time is most of what asking costs.
+    queue: BinaryHeap<Reverse<(u64, Timer)>>,
+    /// The earliest timer set, which is also the front of the queue: a driver asks for it after
+    /// every event.
     first: Option<(u64, Timer)>,
 }
 
 impl Timers {
     pub fn set(&mut self, timer: Timer, at: u64) {
         let old = self.deadline.insert(timer, at);
-        if let Some(old) = old {
-            self.queue.remove(&(old, timer));
+        if old == Some(at) {
+            return;
         }
-        self.queue.insert((at, timer));
+        self.queue.push(Reverse((at, timer)));
         if self.first.is_none_or(|first| (at, timer) < first) {
             self.first = Some((at, timer));
         } else if old.map(|old| (old, timer)) == self.first {
-            self.first = self.queue.first().copied();
+            self.settle();
         }
-        debug_assert_eq!(self.first, self.queue.first().copied());
+        // Entries left behind are bounded by the timers set, not by how often they moved.
+        if self.queue.len() > 2 * self.deadline.len() + 16 {
+            self.queue = (self.deadline.iter())
+                .map(|(&timer, &at)| Reverse((at, timer)))
+                .collect();
+        }
     }
 
     pub fn cancel(&mut self, timer: Timer) {
-        if let Some(old) = self.deadline.remove(&timer) {
-            self.queue.remove(&(old, timer));
-            if self.first == Some((old, timer)) {
-                self.first = self.queue.first().copied();
-            }
+        if let Some(old) = self.deadline.remove(&timer)
+            && self.first == Some((old, timer))
+        {
+            self.settle();
         }
     }
 
@@ -66,10 +76,22 @@ impl Timers {
         if at > now {
             return None;
         }
-        self.queue.pop_first();
         self.deadline.remove(&timer);
-        self.first = self.queue.first().copied();
+        self.settle();
         Some(timer)
+    }
+
+    /// Drops entries from the front of the queue until the front is a timer still set at that
+    /// deadline, which becomes `first`.
+    fn settle(&mut self) {
+        while let Some(&Reverse((at, timer))) = self.queue.peek() {
+            if self.deadline.get(&timer) == Some(&at) {
+                self.first = Some((at, timer));
+                return;
+            }
+            self.queue.pop();
+        }
+        self.first = None;
     }
 
     /// Every timer set and its deadline, in the order of the timers.
@@ -78,7 +100,22 @@ impl Timers {
     }
 
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.deadline.len()
+    }
+
+    /// The table's invariants, or the first one broken: `first` is the earliest timer set, and
+    /// the queue holds every timer set at its deadline.
+    #[cfg(feature = "arbitrary")]
+    pub fn check(&self) -> Result<(), String> {
+        let earliest = self.deadline.iter().map(|(&timer, &at)| (at, timer)).min();
+        if self.first != earliest {
+            return Err(format!("first {:?}, earliest set {earliest:?}", self.first));
+        }
+        let queued: std::collections::BTreeSet<_> = self.queue.iter().map(|r| r.0).collect();
+        if let Some((timer, at)) = self.all().find(|&(t, at)| !queued.contains(&(at, t))) {
+            return Err(format!("{timer:?} set at {at} is not queued"));
+        }
+        Ok(())
     }
 
     /// Every timer set, in no particular order.
