@@ -3,7 +3,7 @@
 //! so that no count can drift from the prices it counts: a price's phase changes only here, and
 //! [`Book::check`] states the invariants, which the hostile harness checks after every event.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::crypto::Address;
 use crate::price::{PriceBody, PriceId};
@@ -73,12 +73,11 @@ pub(crate) struct Book {
     /// Boxed: prices come and go in the order of their ids, at the ends of the tree's leaves, and
     /// a leaf of whole entries (two kilobytes) was shifted on each; a leaf of pointers is small.
     prices: BTreeMap<PriceId, Box<Entry>>,
-    /// Ids known to be stored, kept until they are too old to be accepted again.
-    stored: BTreeSet<PriceId>,
-    /// No id in `stored` is larger. Ids are minted in time order and a fresh price is newer than
-    /// every stored one, so most lookups end here instead of walking a tree that holds every id
-    /// stored in the last hour.
-    newest_stored: Option<PriceId>,
+    /// Ids known to be stored, in ascending order, kept until they are too old to be accepted
+    /// again: thousands of ids, minted in time order, so each new one goes at the back or near it
+    /// and the oldest leave from the front. A fresh price is newer than every one of them, so most
+    /// lookups end at the back.
+    stored: VecDeque<PriceId>,
     /// Prices still collecting signatures, by origin.
     collecting_by_origin: BTreeMap<Address, usize>,
     /// Prices this node will judge once its fresh observation arrives.
@@ -157,7 +156,7 @@ impl Book {
     }
 
     /// Ids known stored.
-    pub fn stored_ids(&self) -> &BTreeSet<PriceId> {
+    pub fn stored_ids(&self) -> &VecDeque<PriceId> {
         &self.stored
     }
 
@@ -170,7 +169,8 @@ impl Book {
     }
 
     pub fn is_stored(&self, id: PriceId) -> bool {
-        self.newest_stored.is_some_and(|newest| id <= newest) && self.stored.contains(&id)
+        self.stored.back().is_some_and(|&newest| id <= newest)
+            && self.stored.binary_search(&id).is_ok()
     }
 
     pub fn stored_len(&self) -> usize {
@@ -179,13 +179,20 @@ impl Book {
 
     /// Remembers an id as stored (the price itself is removed by the caller first).
     pub fn insert_stored(&mut self, id: PriceId) {
-        self.stored.insert(id);
-        self.newest_stored = self.newest_stored.max(Some(id));
+        if self.stored.back().is_none_or(|&newest| newest < id) {
+            return self.stored.push_back(id);
+        }
+        if let Err(at) = self.stored.binary_search(&id) {
+            self.stored.insert(at, id);
+        }
     }
 
     /// Forgets stored ids older than `horizon`: no price that old is accepted again.
     pub fn forget_stored_before(&mut self, horizon: u64) {
-        self.stored = self.stored.split_off(&PriceId::first_at(horizon));
+        let kept_from = self
+            .stored
+            .partition_point(|&id| id < PriceId::first_at(horizon));
+        self.stored.drain(..kept_from);
     }
 
     /// The invariants, or the first one broken: counts match the prices, bounds hold, a price at
@@ -200,11 +207,11 @@ impl Book {
         use crate::timers::Timer;
         use crate::wire::MAX_SIGNATURES;
         timers.check()?;
-        if self.stored.last() > self.newest_stored.as_ref() {
+        if let Some(i) = (1..self.stored.len()).find(|&i| self.stored[i - 1] >= self.stored[i]) {
             return Err(format!(
-                "{:?} is stored, newer than the newest known {:?}",
-                self.stored.last(),
-                self.newest_stored
+                "stored ids out of order: {} then {}",
+                self.stored[i - 1],
+                self.stored[i]
             ));
         }
         let mut collecting = BTreeMap::<Address, usize>::new();
@@ -212,7 +219,7 @@ impl Book {
             if entry.body.id != *id {
                 return Err(format!("{id} holds the body of {}", entry.body.id));
             }
-            if self.stored.contains(id) {
+            if self.is_stored(*id) {
                 return Err(format!("{id} is held and known stored"));
             }
             let signers = entry.signatures.len();
