@@ -195,9 +195,10 @@ impl Book {
         self.stored.drain(..kept_from);
     }
 
-    /// The invariants, or the first one broken: counts match the prices, bounds hold, a price at
-    /// quorum has its quorum, nothing is both held and stored, and every per-price timer and
-    /// awaited judgement is for a price held.
+    /// The invariants, or the first one broken: the timer table's own (`Timers::check`), stored
+    /// ids strictly ascending, counts match the prices, bounds hold, a price at quorum has its
+    /// quorum, nothing is both held and stored, and every per-price timer and awaited judgement
+    /// is for a price held.
     #[cfg(feature = "arbitrary")]
     pub fn check(
         &self,

@@ -90,7 +90,11 @@ impl Node {
         for _ in 0..r.len(100)? {
             take_entry(r, &mut book)?;
         }
-        for id in take_ids(r)? {
+        // Written in ascending order; sorted all the same, so that no order of ids makes each
+        // insertion shift the deque.
+        let mut stored = take_ids(r)?;
+        stored.sort_unstable();
+        for id in stored {
             book.insert_stored(id);
         }
         for id in take_ids(r)? {

@@ -50,7 +50,8 @@ impl Timers {
         } else if old.map(|old| (old, timer)) == self.first {
             self.settle();
         }
-        // Entries left behind are bounded by the timers set, not by how often they moved.
+        // Entries left behind are bounded by the most timers set at once (about twice that), not
+        // by how often they moved.
         if self.queue.len() > 2 * self.deadline.len() + 16 {
             self.queue = (self.deadline.iter())
                 .map(|(&timer, &at)| Reverse((at, timer)))

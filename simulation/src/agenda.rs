@@ -59,7 +59,7 @@ pub struct Agenda {
     wake_at: Vec<u64>,
     /// The latest of each node's entries in `wakes`, if any. A node woken by an arrival asks
     /// again for its next deadline, most often the one it asked for before: that entry is still
-    /// queued and is not queued twice (the queue held some 30 entries per node otherwise).
+    /// queued and is not queued twice (the queue held some 17 entries per node otherwise).
     latest_queued: Vec<Option<u64>>,
 }
 

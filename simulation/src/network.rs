@@ -36,7 +36,8 @@ struct SeenBy {
 struct Mark {
     /// The generation of the node's cache the id went into (0: never).
     generation: u32,
-    /// When the earliest copy on its way to the node arrives (0: none known).
+    /// When a copy on its way to the node arrives: the earliest of those queued since the last
+    /// one arrived (0, or a time past: none known).
     first_due: u32,
 }
 
@@ -402,27 +403,34 @@ impl Fabric {
         }
     }
 
-    /// Whether a copy reaching `to` at `at` would find the id already in its cache, as another copy
-    /// on the way arrives first, in the same generation of the cache (generations turn at
-    /// multiples of half `seen_for_ms`): then its arrival would change nothing, the earlier one
-    /// having turned the cache to that generation, and it is not queued nor its receiver woken.
-    /// Otherwise it is noted if it is now the earliest on the way. A node that stops loses what
-    /// was on the way (`set_up`).
+    /// Whether a copy reaching `to` at `at` would find the id already in its cache, as a copy
+    /// still on its way arrives no later, in the same generation of the cache: then its arrival
+    /// would change nothing, the earlier one having turned the cache to that generation, and it
+    /// is not queued nor its receiver woken. Otherwise this copy is noted as on its way, if it
+    /// arrives first. A node that stops loses what was on its way (`set_up`).
     fn arrives_after_another_copy(&self, now: u64, to: usize, packet: &Packet, at: u64) -> bool {
         let mark = &packet.seen.by_node[to];
         let first = u64::from(mark.get().first_due);
-        let window = (self.settings.seen_for_ms / 2).max(1);
+        let window = self.cache_turn_ms();
         if first >= now.max(1) && first <= at && first / window == at / window {
             return true;
         }
-        if first < now || at < first {
-            let first_due = u32::try_from(at).expect("runs are shorter than 49 days");
+        // Past 49 days (a u32 of milliseconds) copies are not noted: noting only saves work.
+        if (first < now || at < first)
+            && let Ok(first_due) = u32::try_from(at)
+        {
             mark.set(Mark {
                 first_due,
                 ..mark.get()
             });
         }
         false
+    }
+
+    /// How often a duplicate cache turns a generation: at every multiple of this (`set_up` starts
+    /// a node's cache at 0, and it turns only by whole periods).
+    fn cache_turn_ms(&self) -> u64 {
+        (self.settings.seen_for_ms / 2).max(1)
     }
 
     /// When the next arrival at `node` is due.
@@ -461,7 +469,7 @@ impl Fabric {
     /// `seen_for_ms` whether or not the node touches it, so an id is remembered for half of that
     /// at least and all of it at most, however quiet the node was since.
     fn generation_at(&self, now: u64, node: usize) -> (u32, u64) {
-        let half = (self.settings.seen_for_ms / 2).max(1);
+        let half = self.cache_turn_ms();
         let turns = now.saturating_sub(self.seen_rotated_at[node]) / half;
         let began = self.seen_rotated_at[node] + turns * half;
         (self.generation[node] + turns.min(2) as u32, began)
