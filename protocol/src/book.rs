@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::crypto::Address;
 use crate::price::{PriceBody, PriceId};
 use crate::signatures::Signatures;
+use crate::timers::PriceDeadlines;
 
 /// What a node holds about one price id.
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub(crate) struct Entry {
     pub retry_at: u64,
     /// When this node last passed on a copy of the price that brought it nothing new.
     pub passed_on_at: Option<u64>,
+    /// The price's timers (the node's `Timers` orders them).
+    pub deadlines: PriceDeadlines,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +58,7 @@ impl Entry {
             write_failures: 0,
             retry_at: 0,
             passed_on_at: None,
+            deadlines: PriceDeadlines::default(),
         }
     }
 
@@ -106,6 +110,11 @@ impl Book {
         self.prices.values().map(|entry| &**entry)
     }
 
+    /// In no particular order, for a use no order can change.
+    pub fn entries_unordered(&self) -> impl Iterator<Item = &Entry> {
+        self.prices.values().map(|entry| &**entry)
+    }
+
     /// Prices of `origin` still collecting signatures.
     pub fn collecting(&self, origin: Address) -> usize {
         self.collecting_by_origin.get(&origin).copied().unwrap_or(0)
@@ -131,7 +140,7 @@ impl Book {
         }
     }
 
-    /// Forgets a price (its timers are the caller's to cancel).
+    /// Forgets a price, and its timers with it (the caller tells the timer queue).
     pub fn remove(&mut self, id: PriceId) -> Option<Entry> {
         let entry = self.prices.remove(&id)?;
         if entry.phase == Phase::Collecting {
@@ -197,17 +206,16 @@ impl Book {
 
     /// The invariants, or the first one broken: the timer table's own (`Timers::check`), stored
     /// ids strictly ascending, counts match the prices, bounds hold, a price at quorum has its
-    /// quorum, nothing is both held and stored, and every per-price timer and awaited judgement
-    /// is for a price held.
+    /// quorum, nothing is both held and stored, and every awaited judgement is for a price held
+    /// (a price's timers are kept in its entry).
     #[cfg(feature = "arbitrary")]
     pub fn check(
         &self,
         timers: &crate::timers::Timers,
         config: &crate::Config,
     ) -> Result<(), String> {
-        use crate::timers::Timer;
         use crate::wire::MAX_SIGNATURES;
-        timers.check()?;
+        timers.check(self)?;
         if let Some(i) = (1..self.stored.len()).find(|&i| self.stored[i - 1] >= self.stored[i]) {
             return Err(format!(
                 "stored ids out of order: {} then {}",
@@ -253,14 +261,7 @@ impl Book {
         if let Some(id) = self.awaiting_reference.iter().find(|id| !self.holds(**id)) {
             return Err(format!("{id} awaits a reference but is not held"));
         }
-        for timer in timers.pending() {
-            if let Timer::CoSign(id) | Timer::Write(id) | Timer::Retransmit(id) | Timer::Expire(id) =
-                timer
-                && !self.holds(id)
-            {
-                return Err(format!("{timer:?} is set for a price not held"));
-            }
-        }
         Ok(())
     }
 }
+

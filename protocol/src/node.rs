@@ -114,11 +114,11 @@ impl Node {
             config,
         };
         let first = node.next_publication(now);
-        node.timers.set(Timer::Observe, first);
-        node.timers.set(Timer::Heartbeat, now);
+        node.timers.set(&mut node.book, Timer::Observe, first);
+        node.timers.set(&mut node.book, Timer::Heartbeat, now);
         if node.watches() {
             let watch = now + node.config.observe_interval_ms;
-            node.timers.set(Timer::Watch, watch);
+            node.timers.set(&mut node.book, Timer::Watch, watch);
         }
         Ok(node)
     }
@@ -143,7 +143,7 @@ impl Node {
         self.now = self.now.max(now);
         match event {
             Event::TimerDue => {
-                while let Some(timer) = self.timers.pop_due(self.now) {
+                while let Some(timer) = self.timers.pop_due(&mut self.book, self.now) {
                     self.on_timer(timer);
                 }
             }
@@ -252,14 +252,14 @@ impl Node {
         match timer {
             Timer::Observe => {
                 let next = self.next_publication(self.now + 1);
-                self.timers.set(Timer::Observe, next);
+                self.timers.set(&mut self.book, Timer::Observe, next);
                 self.publish_pending = true;
                 self.request_fetch();
             }
             Timer::Watch => {
                 if self.watches() {
                     let next = self.now + self.config.observe_interval_ms;
-                    self.timers.set(Timer::Watch, next);
+                    self.timers.set(&mut self.book, Timer::Watch, next);
                 }
                 self.request_fetch();
             }
@@ -324,7 +324,7 @@ impl Node {
             }
         } else if !self.watches() && !self.book.awaiting_reference().is_empty() {
             let at = self.now + self.config.observe_interval_ms;
-            self.timers.set(Timer::Watch, at);
+            self.timers.set(&mut self.book, Timer::Watch, at);
         }
     }
 
@@ -383,8 +383,9 @@ impl Node {
         }
         self.book.insert(Entry::new(body, digest, origin, self.now));
         let unready_until = self.unready_until(body.observed_at_ms);
+        let expire_at = unready_until.max(self.now);
         self.timers
-            .set(Timer::Expire(body.id), unready_until.max(self.now));
+            .set(&mut self.book, Timer::Expire(body.id), expire_at);
         Ok(())
     }
 
@@ -454,7 +455,7 @@ impl Node {
         // signers), what this node holds goes out again.
         if self.book.get(id).is_some_and(|e| !e.reached_quorum()) {
             let at = self.now + self.config.retransmit_after_ms;
-            self.timers.set(Timer::Retransmit(id), at);
+            self.timers.set(&mut self.book, Timer::Retransmit(id), at);
         }
     }
 
@@ -485,7 +486,7 @@ impl Node {
         let signed_by_me = entry.signatures.contains_key(&self.me);
         if phase == Phase::Collecting && count >= self.config.quorum {
             self.book.set_phase(id, Phase::Ready);
-            self.timers.cancel(Timer::CoSign(id));
+            self.timers.cancel(&mut self.book, Timer::CoSign(id));
             self.counters.quorum_reached += 1;
             let after_ms = self.now.saturating_sub(body.observed_at_ms);
             self.report(Report::QuorumReached {
@@ -495,14 +496,14 @@ impl Node {
             });
             if signed_by_me {
                 let at = write_at + self.config.retransmit_after_ms;
-                self.timers.set(Timer::Retransmit(id), at);
+                self.timers.set(&mut self.book, Timer::Retransmit(id), at);
             }
         }
         // Only a node in the order of writers (or with a write in flight) times a write: one that
         // takes a place later sets the timers of every ready price then (`set_lease`).
         let writes = self.writing_rank().is_some() || phase == Phase::Writing;
         if writes && (phase != Phase::Collecting || count >= self.config.quorum) {
-            self.timers.set(Timer::Write(id), write_at);
+            self.timers.set(&mut self.book, Timer::Write(id), write_at);
         }
         added
     }
@@ -524,7 +525,7 @@ impl Node {
     fn on_heartbeat_timer(&mut self) {
         // The first beat is at start; from the second on, at this node's phase.
         let next = self.next_at_phase(self.now + 1, self.config.heartbeat_interval_ms, 4);
-        self.timers.set(Timer::Heartbeat, next);
+        self.timers.set(&mut self.book, Timer::Heartbeat, next);
         self.push(Action::Heartbeat);
         // Entries come in the order of their ids: the first ready one is the oldest.
         let oldest_ready = self
@@ -624,13 +625,13 @@ impl Node {
             + rank as u64 * self.config.backup_step_ms)
             .max(entry.retry_at);
         if self.now < due {
-            self.timers.set(Timer::Write(id), due);
+            self.timers.set(&mut self.book, Timer::Write(id), due);
             return;
         }
         let (origin, last_signature_at_ms) = (entry.origin, entry.last_signature_at);
         self.book.set_phase(id, Phase::Writing);
         let unanswered = self.now + 2 * self.config.database_timeout_ms;
-        self.timers.set(Timer::Write(id), unanswered);
+        self.timers.set(&mut self.book, Timer::Write(id), unanswered);
         let message = self.message(id).expect("a ready price has signatures");
         self.counters.writes += 1;
         self.push(Action::Write(Box::new(PriceRow {
@@ -680,7 +681,7 @@ impl Node {
         let retry_at = entry.retry_at;
         self.book.set_phase(id, Phase::Ready);
         self.counters.write_failures += 1;
-        self.timers.set(Timer::Write(id), retry_at);
+        self.timers.set(&mut self.book, Timer::Write(id), retry_at);
     }
 
     /// The price is in the database: forget it, remembering only its id.
@@ -692,14 +693,7 @@ impl Node {
 
     pub(crate) fn remove(&mut self, id: PriceId) -> Option<Entry> {
         let entry = self.book.remove(id)?;
-        for timer in [
-            Timer::CoSign(id),
-            Timer::Write(id),
-            Timer::Retransmit(id),
-            Timer::Expire(id),
-        ] {
-            self.timers.cancel(timer);
-        }
+        self.timers.forget(&self.book, id, &entry.deadlines);
         Some(entry)
     }
 
@@ -725,7 +719,7 @@ impl Node {
             return;
         }
         entry.retransmits += 1;
-        self.timers.set(Timer::Retransmit(id), self.now + next);
+        self.timers.set(&mut self.book, Timer::Retransmit(id), self.now + next);
         self.counters.retransmits += 1;
         self.broadcast(id, Broadcast::Retransmit);
     }
@@ -737,7 +731,7 @@ impl Node {
         let ready_until = entry.body.observed_at_ms + self.config.ready_ttl_ms;
         let reached_quorum = entry.reached_quorum();
         if reached_quorum && self.now < ready_until {
-            self.timers.set(Timer::Expire(id), ready_until);
+            self.timers.set(&mut self.book, Timer::Expire(id), ready_until);
             return;
         }
         if reached_quorum {

@@ -257,7 +257,7 @@ impl Node {
         if at <= self.now {
             self.consider_cosign(id);
         } else if at <= self.unready_until(observed_at) {
-            self.timers.set(Timer::CoSign(id), at);
+            self.timers.set(&mut self.book, Timer::CoSign(id), at);
         }
     }
 }

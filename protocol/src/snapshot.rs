@@ -34,7 +34,7 @@ impl Node {
         debug_assert!(self.actions.is_empty(), "a snapshot between drives");
         let mut out = Vec::new();
         put_u64(&mut out, self.now);
-        let timers: Vec<_> = self.timers.all().collect();
+        let timers: Vec<_> = self.timers.all(&self.book).collect();
         put_len(&mut out, timers.len());
         for (timer, at) in timers {
             put_timer(&mut out, timer);
@@ -81,14 +81,18 @@ impl Node {
         config.validate()?;
         let r = &mut Reader(snapshot);
         let now = r.u64()?;
-        let mut timers = Timers::default();
-        for _ in 0..r.len(9)? {
-            let timer = take_timer(r)?;
-            timers.set(timer, r.u64()?);
-        }
+        let deadlines = r.list(9, |r| Ok((take_timer(r)?, r.u64()?)))?;
         let mut book = Book::default();
         for _ in 0..r.len(100)? {
             take_entry(r, &mut book)?;
+        }
+        // A price's timers are kept in its entry: set once the prices are back.
+        let mut timers = Timers::default();
+        for &(timer, at) in &deadlines {
+            timers.set(&mut book, timer, at);
+        }
+        if timers.len() != deadlines.len() {
+            return Err(RestoreError::Bytes("a timer twice, or for a price not held"));
         }
         // Written in ascending order; sorted all the same, so that no order of ids makes each
         // insertion shift the deque.
@@ -279,5 +283,43 @@ fn take_option<T>(
         0 => Ok(None),
         1 => take(r).map(Some),
         _ => Err("an option neither absent nor present"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::price::Feed;
+    use crate::testing::{body, keys};
+
+    /// A price's timers are kept in its entry: a snapshot naming a timer of a price it does not
+    /// hold cannot be restored, and says why.
+    #[test]
+    fn a_timer_of_a_price_not_held_is_refused() {
+        let keys = keys(3);
+        let signers = Signers::allowlist(keys.iter().map(|k| k.address()));
+        let config = Config::new("testnet", Feed::eth_usd(), signers);
+        let me = keys[0].address();
+        let node = Node::new(config.clone(), me, 7, 1_000).expect("a valid config");
+        let snapshot = node.snapshot();
+        assert_eq!(
+            Node::restore(config.clone(), me, &snapshot)
+                .expect("restores")
+                .snapshot(),
+            snapshot
+        );
+        // The timers follow the clock: their count, then each. One more, for a price not held.
+        let (clock, rest) = snapshot.split_at(8);
+        let count = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
+        let mut altered = clock.to_vec();
+        put_len(&mut altered, count as usize + 1);
+        put_timer(&mut altered, Timer::Expire(body(&keys[1], 900, 1).id));
+        put_u64(&mut altered, 5_000);
+        altered.extend_from_slice(&rest[4..]);
+        let error = Node::restore(config, me, &altered).err();
+        assert_eq!(
+            error,
+            Some(RestoreError::Bytes("a timer twice, or for a price not held"))
+        );
     }
 }
