@@ -60,6 +60,41 @@ impl Timer {
     }
 }
 
+/// A timer at its deadline as the queue holds it: ordered as `(deadline, Timer)` are (the kind,
+/// then the price id's halves), in 32 bytes where the pair takes 48 (a price id is aligned to 16).
+/// Every price a node holds queues one; each push and pop moves a dozen of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Queued(u64, u8, u64, u64);
+
+impl Queued {
+    fn new(at: u64, timer: Timer) -> Queued {
+        let (kind, id) = match timer {
+            Timer::Observe => (0, 0),
+            Timer::Watch => (1, 0),
+            Timer::Heartbeat => (2, 0),
+            Timer::CoSign(id) => (3, id.0),
+            Timer::Write(id) => (4, id.0),
+            Timer::Retransmit(id) => (5, id.0),
+            Timer::Expire(id) => (6, id.0),
+        };
+        Queued(at, kind, (id >> 64) as u64, id as u64)
+    }
+
+    fn get(self) -> (u64, Timer) {
+        let id = PriceId(u128::from(self.2) << 64 | u128::from(self.3));
+        let timer = match self.1 {
+            0 => Timer::Observe,
+            1 => Timer::Watch,
+            2 => Timer::Heartbeat,
+            3 => Timer::CoSign(id),
+            4 => Timer::Write(id),
+            5 => Timer::Retransmit(id),
+            _ => Timer::Expire(id),
+        };
+        (self.0, timer)
+    }
+}
+
 /// The deadlines are the truth: the node's own here, each price's in its book entry (a timer
 /// for a price not held cannot be set). The queue only orders them. Setting or cancelling a
 /// timer leaves its old entry in the queue, dropped when it comes to the front (its deadline no
@@ -70,7 +105,7 @@ impl Timer {
 pub(crate) struct Timers {
     /// `Observe`, `Watch`, `Heartbeat`.
     node: [Option<u64>; 3],
-    queue: BinaryHeap<Reverse<(u64, Timer)>>,
+    queue: BinaryHeap<Reverse<Queued>>,
     /// The earliest timer set, which is also the front of the queue: a driver asks for it after
     /// every event.
     first: Option<(u64, Timer)>,
@@ -91,15 +126,16 @@ impl Timers {
         if old.is_none() {
             self.len += 1;
         }
-        self.queue.push(Reverse((at, timer)));
+        self.queue.push(Reverse(Queued::new(at, timer)));
         if self.first.is_none_or(|first| (at, timer) < first) {
             self.first = Some((at, timer));
         } else if old.map(|old| (old, timer)) == self.first {
             self.settle(book);
         }
-        // Entries left behind are bounded by the most timers set at once (about twice that), not
-        // by how often they moved.
-        if self.queue.len() > 2 * self.len + 16 {
+        // Entries left behind are bounded by the most timers set at once (about four times that),
+        // not by how often they moved. A stored price's expiry stays queued for about twice as
+        // long as the price was held, so a lower bound would rebuild the queue over and over.
+        if self.queue.len() > 4 * self.len + 64 {
             self.rebuild(book);
         }
     }
@@ -157,11 +193,11 @@ impl Timers {
         let node = [Timer::Observe, Timer::Watch, Timer::Heartbeat]
             .into_iter()
             .zip(self.node)
-            .filter_map(|(timer, at)| Some(Reverse((at?, timer))));
+            .filter_map(|(timer, at)| Some(Reverse(Queued::new(at?, timer))));
         let prices = book.entries_unordered().flat_map(|entry| {
             (Timer::of_price(entry.body.id).into_iter())
                 .zip(entry.deadlines)
-                .filter_map(|(timer, at)| Some(Reverse((at?, timer))))
+                .filter_map(|(timer, at)| Some(Reverse(Queued::new(at?, timer))))
         });
         self.queue = node.chain(prices).collect();
     }
@@ -191,7 +227,8 @@ impl Timers {
     /// Drops entries from the front of the queue until the front is a timer still set at that
     /// deadline, which becomes `first`.
     fn settle(&mut self, book: &Book) {
-        while let Some(&Reverse((at, timer))) = self.queue.peek() {
+        while let Some(&Reverse(queued)) = self.queue.peek() {
+            let (at, timer) = queued.get();
             if self.deadline(book, timer) == Some(at) {
                 self.first = Some((at, timer));
                 return;
@@ -213,10 +250,40 @@ impl Timers {
         if self.len != set {
             return Err(format!("{} timers counted, {set} set", self.len));
         }
-        let queued: std::collections::BTreeSet<_> = self.queue.iter().map(|r| r.0).collect();
+        let queued: std::collections::BTreeSet<_> = self.queue.iter().map(|r| r.0.get()).collect();
         if let Some((timer, at)) = self.all(book).find(|&(t, at)| !queued.contains(&(at, t))) {
             return Err(format!("{timer:?} set at {at} is not queued"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The queue's form of a timer orders as the timer does, and gives it back.
+    #[test]
+    fn queued_timers_order_as_timers_do() {
+        let ids = [0, 1, 1 << 64, u128::MAX - 1, u128::MAX].map(PriceId);
+        let mut timers = vec![Timer::Observe, Timer::Watch, Timer::Heartbeat];
+        for id in ids {
+            timers.extend(Timer::of_price(id));
+        }
+        let pairs: Vec<(u64, Timer)> = [0, 7, u64::MAX]
+            .into_iter()
+            .flat_map(|at| timers.iter().map(move |&timer| (at, timer)))
+            .collect();
+        for &a in &pairs {
+            assert_eq!(Queued::new(a.0, a.1).get(), a);
+            for &b in &pairs {
+                assert_eq!(
+                    Queued::new(a.0, a.1).cmp(&Queued::new(b.0, b.1)),
+                    a.cmp(&b),
+                    "{a:?} against {b:?}"
+                );
+            }
+        }
+        assert_eq!(std::mem::size_of::<Queued>(), 32);
     }
 }
