@@ -4,7 +4,8 @@
 //! [`Book::check`] states the invariants, which the hostile harness checks after every event.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+
+use foldhash::fast::FixedState;
 
 use crate::crypto::Address;
 use crate::price::{PriceBody, PriceId};
@@ -73,18 +74,21 @@ impl Entry {
     }
 }
 
+#[expect(
+    clippy::disallowed_types,
+    reason = "looked up by id; walked in its own order only where no order can matter"
+)]
+type PriceTable = std::collections::HashMap<PriceId, Box<Entry>, FixedState>;
+
 #[derive(Debug, Default)]
 pub(crate) struct Book {
     /// By id, for the lookups every message makes: a hash table finds an id in two cache lines,
     /// where a walk down a tree of a hundred prices took six, all cold in a node woken among
-    /// thousands. A walk in order sorts first (`entries`): walks are rare (a heartbeat's, a new
-    /// writer's, a snapshot's) and keeping the order on every insert and removal cost more.
-    /// Boxed: entries are large.
-    #[expect(
-        clippy::disallowed_types,
-        reason = "looked up by id; walked in its own order only where no order can matter"
-    )]
-    prices: std::collections::HashMap<PriceId, Box<Entry>, BuildHasherDefault<IdHasher>>,
+    /// thousands. Its hasher is keyed from the node's seed, so ids chosen to collide cannot be
+    /// computed by anyone else, and runs stay deterministic. A walk in order sorts first
+    /// (`entries`): walks are rare (a heartbeat's, a new writer's, a snapshot's), and keeping the
+    /// order on every insert and removal cost more. Boxed: entries are large.
+    prices: PriceTable,
     /// Ids known to be stored, in ascending order, kept until they are too old to be accepted
     /// again: thousands of ids, minted in time order, so each new one goes at the back or near it
     /// and the oldest leave from the front. A fresh price is newer than every one of them, so most
@@ -97,6 +101,14 @@ pub(crate) struct Book {
 }
 
 impl Book {
+    /// An empty book whose table hashes with `key` (from the node's seed).
+    pub fn new(key: u64) -> Book {
+        Book {
+            prices: PriceTable::with_hasher(FixedState::with_seed(key)),
+            ..Book::default()
+        }
+    }
+
     pub fn get(&self, id: PriceId) -> Option<&Entry> {
         self.prices.get(&id).map(|entry| &**entry)
     }
@@ -115,10 +127,22 @@ impl Book {
 
     /// In ascending order of id.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> + use<'_> {
-        let mut entries: Vec<(PriceId, &Entry)> =
-            (self.prices.iter()).map(|(&id, entry)| (id, &**entry)).collect();
-        entries.sort_unstable_by_key(|&(id, _)| id);
-        entries.into_iter().map(|(_, entry)| entry)
+        self.in_order().into_iter().map(|(_, entry)| entry)
+    }
+
+    /// Every price held and its id, in ascending order of id.
+    fn in_order(&self) -> Vec<(PriceId, &Entry)> {
+        let mut held: Vec<_> = (self.prices.iter()).map(|(&id, e)| (id, &**e)).collect();
+        held.sort_unstable_by_key(|&(id, _)| id);
+        held
+    }
+
+    /// The table hashed anew with `key`: a restored node's is known once its seed is read.
+    pub fn rekey(&mut self, key: u64) {
+        let mut prices =
+            PriceTable::with_capacity_and_hasher(self.prices.len(), FixedState::with_seed(key));
+        prices.extend(self.prices.drain());
+        self.prices = prices;
     }
 
     /// In no particular order, for a use no order can change.
@@ -134,6 +158,11 @@ impl Book {
     /// Holds a new price, collecting.
     pub fn insert(&mut self, entry: Entry) {
         debug_assert_eq!(entry.phase, Phase::Collecting);
+        debug_assert!(
+            !self.holds(entry.body.id),
+            "{} is held already",
+            entry.body.id
+        );
         *self.collecting_by_origin.entry(entry.origin).or_default() += 1;
         self.prices.insert(entry.body.id, Box::new(entry));
     }
@@ -215,7 +244,7 @@ impl Book {
         self.stored.drain(..kept_from);
     }
 
-    /// The invariants, or the first one broken: the timer table's own (`Timers::check`), stored
+    /// The invariants, or the first one broken: the timers' own (`Timers::check`), stored
     /// ids strictly ascending, counts match the prices, bounds hold, a price at quorum has its
     /// quorum, nothing is both held and stored, and every awaited judgement is for a price held
     /// (a price's timers are kept in its entry).
@@ -235,13 +264,11 @@ impl Book {
             ));
         }
         let mut collecting = BTreeMap::<Address, usize>::new();
-        let mut held: Vec<_> = self.prices.iter().collect();
-        held.sort_unstable_by_key(|&(id, _)| *id);
-        for (id, entry) in held {
-            if entry.body.id != *id {
+        for (id, entry) in self.in_order() {
+            if entry.body.id != id {
                 return Err(format!("{id} holds the body of {}", entry.body.id));
             }
-            if self.is_stored(*id) {
+            if self.is_stored(id) {
                 return Err(format!("{id} is held and known stored"));
             }
             let signers = entry.signatures.len();
@@ -275,35 +302,6 @@ impl Book {
             return Err(format!("{id} awaits a reference but is not held"));
         }
         Ok(())
-    }
-}
-
-/// Hashes a price id for the book's table: its two halves (the minting time and sequence, the
-/// origin's address bits) folded in by a multiply. Not keyed: only a verified price is held, so
-/// ids chosen to collide are bounded by what their origins may hold.
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_u128(&mut self, word: u128) {
-        self.write_u64(word as u64);
-        self.write_u64((word >> 64) as u64);
     }
 }
 

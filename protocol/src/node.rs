@@ -67,6 +67,16 @@ pub struct Node {
     pub(crate) counters: Counters,
 }
 
+/// The key of the node's hash tables, from its seed: unknown to anyone else, so that nobody can
+/// choose ids that collide in them, and the same in every run of the seed. Hashed, so that the
+/// tables reveal nothing of the nonce stream's key.
+pub(crate) fn table_key(rng: &ChaCha8Rng) -> u64 {
+    let mut bytes = b"book table key".to_vec();
+    bytes.extend_from_slice(&rng.get_seed());
+    let hash = crate::crypto::keccak256(&bytes);
+    u64::from_le_bytes(hash[..8].try_into().expect("8 bytes"))
+}
+
 /// A place in the order of writers, held until a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Lease {
@@ -94,6 +104,7 @@ impl Node {
         };
         let mut rng = Box::new(ChaCha8Rng::seed_from_u64(seed));
         let mut node = Node {
+            book: Book::new(table_key(&rng)),
             network_id: config.network_id(),
             me,
             check: Arc::new(Recover),
@@ -101,7 +112,6 @@ impl Node {
             now,
             actions: VecDeque::new(),
             timers: Timers::default(),
-            book: Book::default(),
             committee,
             reference: None,
             last_published: None,
@@ -631,7 +641,8 @@ impl Node {
         let (origin, last_signature_at_ms) = (entry.origin, entry.last_signature_at);
         self.book.set_phase(id, Phase::Writing);
         let unanswered = self.now + 2 * self.config.database_timeout_ms;
-        self.timers.set(&mut self.book, Timer::Write(id), unanswered);
+        self.timers
+            .set(&mut self.book, Timer::Write(id), unanswered);
         let message = self.message(id).expect("a ready price has signatures");
         self.counters.writes += 1;
         self.push(Action::Write(Box::new(PriceRow {
@@ -693,7 +704,7 @@ impl Node {
 
     pub(crate) fn remove(&mut self, id: PriceId) -> Option<Entry> {
         let entry = self.book.remove(id)?;
-        self.timers.forget(&self.book, id, &entry.deadlines);
+        self.timers.forget(&self.book, &entry);
         Some(entry)
     }
 
@@ -719,7 +730,8 @@ impl Node {
             return;
         }
         entry.retransmits += 1;
-        self.timers.set(&mut self.book, Timer::Retransmit(id), self.now + next);
+        self.timers
+            .set(&mut self.book, Timer::Retransmit(id), self.now + next);
         self.counters.retransmits += 1;
         self.broadcast(id, Broadcast::Retransmit);
     }
@@ -731,7 +743,8 @@ impl Node {
         let ready_until = entry.body.observed_at_ms + self.config.ready_ttl_ms;
         let reached_quorum = entry.reached_quorum();
         if reached_quorum && self.now < ready_until {
-            self.timers.set(&mut self.book, Timer::Expire(id), ready_until);
+            self.timers
+                .set(&mut self.book, Timer::Expire(id), ready_until);
             return;
         }
         if reached_quorum {

@@ -34,7 +34,7 @@ impl Node {
         debug_assert!(self.actions.is_empty(), "a snapshot between drives");
         let mut out = Vec::new();
         put_u64(&mut out, self.now);
-        let timers: Vec<_> = self.timers.all(&self.book).collect();
+        let timers = self.timers.all(&self.book);
         put_len(&mut out, timers.len());
         for (timer, at) in timers {
             put_timer(&mut out, timer);
@@ -89,10 +89,13 @@ impl Node {
         // A price's timers are kept in its entry: set once the prices are back.
         let mut timers = Timers::default();
         for &(timer, at) in &deadlines {
+            if timer.kind().1.is_some_and(|id| !book.holds(id)) {
+                return Err(RestoreError::Bytes("a timer for a price not held"));
+            }
             timers.set(&mut book, timer, at);
         }
         if timers.len() != deadlines.len() {
-            return Err(RestoreError::Bytes("a timer twice, or for a price not held"));
+            return Err(RestoreError::Bytes("a timer twice"));
         }
         // Written in ascending order; sorted all the same, so that no order of ids makes each
         // insertion shift the deque.
@@ -120,6 +123,7 @@ impl Node {
         let sequence = u16::from_le_bytes(r.take()?);
         let mut rng = Box::new(ChaCha8Rng::from_seed(r.take()?));
         rng.set_word_pos(r.u128()?);
+        book.rekey(crate::node::table_key(&rng));
         let peers = r.u64()? as usize;
         let lease = take_option(r, |r| {
             Ok(Lease {
@@ -160,15 +164,7 @@ impl From<&'static str> for RestoreError {
 }
 
 fn put_timer(out: &mut Vec<u8>, timer: Timer) {
-    let (kind, id) = match timer {
-        Timer::Observe => (0, None),
-        Timer::Watch => (1, None),
-        Timer::Heartbeat => (2, None),
-        Timer::CoSign(id) => (3, Some(id)),
-        Timer::Write(id) => (4, Some(id)),
-        Timer::Retransmit(id) => (5, Some(id)),
-        Timer::Expire(id) => (6, Some(id)),
-    };
+    let (kind, id) = timer.kind();
     out.push(kind);
     if let Some(id) = id {
         put_u128(out, id.0);
@@ -177,17 +173,11 @@ fn put_timer(out: &mut Vec<u8>, timer: Timer) {
 
 fn take_timer(r: &mut Reader) -> Result<Timer, &'static str> {
     let kind = r.u8()?;
-    let mut id = || r.u128().map(PriceId);
-    Ok(match kind {
-        0 => Timer::Observe,
-        1 => Timer::Watch,
-        2 => Timer::Heartbeat,
-        3 => Timer::CoSign(id()?),
-        4 => Timer::Write(id()?),
-        5 => Timer::Retransmit(id()?),
-        6 => Timer::Expire(id()?),
-        _ => return Err("unknown timer"),
-    })
+    let id = match Timer::is_price_kind(kind) {
+        true => Some(PriceId(r.u128()?)),
+        false => None,
+    };
+    Timer::of_kind(kind, id).ok_or("unknown timer")
 }
 
 fn put_entry(out: &mut Vec<u8>, entry: &Entry) {
@@ -319,7 +309,7 @@ mod tests {
         let error = Node::restore(config, me, &altered).err();
         assert_eq!(
             error,
-            Some(RestoreError::Bytes("a timer twice, or for a price not held"))
+            Some(RestoreError::Bytes("a timer for a price not held"))
         );
     }
 }

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::book::Book;
+use crate::book::{Book, Entry};
 use crate::price::PriceId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,22 +30,53 @@ pub enum Timer {
 /// book entry.
 pub(crate) type PriceDeadlines = [Option<u64>; 4];
 
+/// The kinds of the node's own timers; the price timers' follow.
+const NODE_KINDS: u8 = 3;
+const KINDS: u8 = 7;
+
 /// Where a timer's deadline is kept.
 enum Place {
-    Node(usize),
-    Price(PriceId, usize),
+    OfNode(usize),
+    OfPrice(PriceId, usize),
 }
 
 impl Timer {
-    fn place(self) -> Place {
+    /// The timer's kind (its variant's place in the order of variants) and its price, if any.
+    pub(crate) fn kind(self) -> (u8, Option<PriceId>) {
         match self {
-            Timer::Observe => Place::Node(0),
-            Timer::Watch => Place::Node(1),
-            Timer::Heartbeat => Place::Node(2),
-            Timer::CoSign(id) => Place::Price(id, 0),
-            Timer::Write(id) => Place::Price(id, 1),
-            Timer::Retransmit(id) => Place::Price(id, 2),
-            Timer::Expire(id) => Place::Price(id, 3),
+            Timer::Observe => (0, None),
+            Timer::Watch => (1, None),
+            Timer::Heartbeat => (2, None),
+            Timer::CoSign(id) => (3, Some(id)),
+            Timer::Write(id) => (4, Some(id)),
+            Timer::Retransmit(id) => (5, Some(id)),
+            Timer::Expire(id) => (6, Some(id)),
+        }
+    }
+
+    /// The timer of `kind`; a price's kind needs its id. `None` for a kind that is no timer's.
+    pub(crate) fn of_kind(kind: u8, id: Option<PriceId>) -> Option<Timer> {
+        Some(match (kind, id) {
+            (0, _) => Timer::Observe,
+            (1, _) => Timer::Watch,
+            (2, _) => Timer::Heartbeat,
+            (3, Some(id)) => Timer::CoSign(id),
+            (4, Some(id)) => Timer::Write(id),
+            (5, Some(id)) => Timer::Retransmit(id),
+            (6, Some(id)) => Timer::Expire(id),
+            _ => return None,
+        })
+    }
+
+    /// Whether a timer of `kind` belongs to a price (and so carries its id).
+    pub(crate) fn is_price_kind(kind: u8) -> bool {
+        (NODE_KINDS..KINDS).contains(&kind)
+    }
+
+    fn place(self) -> Place {
+        match self.kind() {
+            (kind, None) => Place::OfNode(usize::from(kind)),
+            (kind, Some(id)) => Place::OfPrice(id, usize::from(kind - NODE_KINDS)),
         }
     }
 
@@ -64,43 +95,38 @@ impl Timer {
 /// then the price id's halves), in 32 bytes where the pair takes 48 (a price id is aligned to 16).
 /// Every price a node holds queues one; each push and pop moves a dozen of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Queued(u64, u8, u64, u64);
+struct Queued {
+    at: u64,
+    kind: u8,
+    id_high: u64,
+    id_low: u64,
+}
 
 impl Queued {
     fn new(at: u64, timer: Timer) -> Queued {
-        let (kind, id) = match timer {
-            Timer::Observe => (0, 0),
-            Timer::Watch => (1, 0),
-            Timer::Heartbeat => (2, 0),
-            Timer::CoSign(id) => (3, id.0),
-            Timer::Write(id) => (4, id.0),
-            Timer::Retransmit(id) => (5, id.0),
-            Timer::Expire(id) => (6, id.0),
-        };
-        Queued(at, kind, (id >> 64) as u64, id as u64)
+        let (kind, id) = timer.kind();
+        let id = id.map_or(0, |id| id.0);
+        Queued {
+            at,
+            kind,
+            id_high: (id >> 64) as u64,
+            id_low: id as u64,
+        }
     }
 
-    fn get(self) -> (u64, Timer) {
-        let id = PriceId(u128::from(self.2) << 64 | u128::from(self.3));
-        let timer = match self.1 {
-            0 => Timer::Observe,
-            1 => Timer::Watch,
-            2 => Timer::Heartbeat,
-            3 => Timer::CoSign(id),
-            4 => Timer::Write(id),
-            5 => Timer::Retransmit(id),
-            _ => Timer::Expire(id),
-        };
-        (self.0, timer)
+    fn unpack(self) -> (u64, Timer) {
+        let id = PriceId(u128::from(self.id_high) << 64 | u128::from(self.id_low));
+        let timer = Timer::of_kind(self.kind, Some(id)).expect("queued from a timer");
+        (self.at, timer)
     }
 }
 
 /// The deadlines are the truth: the node's own here, each price's in its book entry (a timer
 /// for a price not held cannot be set). The queue only orders them. Setting or cancelling a
 /// timer leaves its old entry in the queue, dropped when it comes to the front (its deadline no
-/// longer matches). Every node sets a timer for every price it holds, so a set, a cancel and the
-/// removal of a price touch only the entry the caller already holds and the top of a heap: no
-/// walk of a table of all the timers.
+/// longer matches). Every node sets a timer for every price it holds: a set or a cancel looks the
+/// price up in the book, which its caller has just touched, and pushes onto a heap, and removing
+/// a price drops its timers with it, where each walked a table of all the node's timers.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     /// `Observe`, `Watch`, `Heartbeat`.
@@ -117,6 +143,7 @@ impl Timers {
     /// Sets `timer` to `at`, moving it if set; a timer of a price not held is not set.
     pub fn set(&mut self, book: &mut Book, timer: Timer, at: u64) {
         let Some(deadline) = self.deadline_mut(book, timer) else {
+            debug_assert!(false, "{timer:?} set for a price not held");
             return;
         };
         let old = deadline.replace(at);
@@ -132,8 +159,8 @@ impl Timers {
         } else if old.map(|old| (old, timer)) == self.first {
             self.settle(book);
         }
-        // Entries left behind are bounded by the most timers set at once (about four times that),
-        // not by how often they moved. A stored price's expiry stays queued for about twice as
+        // Entries left behind are bounded by the most timers set at once (four times that, and
+        // 64), not by how often they moved. A stored price's expiry stays queued for about twice as
         // long as the price was held, so a lower bound would rebuild the queue over and over.
         if self.queue.len() > 4 * self.len + 64 {
             self.rebuild(book);
@@ -150,10 +177,11 @@ impl Timers {
         }
     }
 
-    /// A price's timers were removed with it (`deadlines` is what its entry held).
-    pub fn forget(&mut self, book: &Book, id: PriceId, deadlines: &PriceDeadlines) {
-        self.len -= deadlines.iter().flatten().count();
-        if self.first.is_some_and(|(_, timer)| Timer::of_price(id).contains(&timer)) {
+    /// A price's timers were removed with it (`removed` is its entry).
+    pub fn forget(&mut self, book: &Book, removed: &Entry) {
+        self.len -= removed.deadlines.iter().flatten().count();
+        let timers = Timer::of_price(removed.body.id);
+        if self.first.is_some_and(|(_, timer)| timers.contains(&timer)) {
             self.settle(book);
         }
     }
@@ -168,32 +196,41 @@ impl Timers {
         if at > now {
             return None;
         }
-        self.cancel(book, timer);
+        if let Some(deadline) = self.deadline_mut(book, timer)
+            && *deadline == Some(at)
+        {
+            *deadline = None;
+            self.len -= 1;
+        }
+        // Whatever the front held, it moves on: a timer is never popped twice.
+        self.settle(book);
         Some(timer)
     }
 
     /// Every timer set and its deadline, in the order of the timers.
-    pub fn all<'a>(&'a self, book: &'a Book) -> impl Iterator<Item = (Timer, u64)> + 'a {
-        let node = [Timer::Observe, Timer::Watch, Timer::Heartbeat]
+    pub fn all(&self, book: &Book) -> Vec<(Timer, u64)> {
+        let entries: Vec<&Entry> = book.entries().collect();
+        let mut all: Vec<(Timer, u64)> = self.node_timers().collect();
+        for slot in 0..4 {
+            all.extend(entries.iter().filter_map(|entry| {
+                Some((Timer::of_price(entry.body.id)[slot], entry.deadlines[slot]?))
+            }));
+        }
+        all
+    }
+
+    /// The node's own timers that are set, and their deadlines.
+    fn node_timers(&self) -> impl Iterator<Item = (Timer, u64)> + '_ {
+        [Timer::Observe, Timer::Watch, Timer::Heartbeat]
             .into_iter()
             .zip(self.node)
-            .filter_map(|(timer, at)| Some((timer, at?)));
-        let prices = (0..4).flat_map(move |slot| {
-            book.entries().filter_map(move |entry| {
-                let at = entry.deadlines[slot]?;
-                Some((Timer::of_price(entry.body.id)[slot], at))
-            })
-        });
-        node.chain(prices)
+            .filter_map(|(timer, at)| Some((timer, at?)))
     }
 
     /// The queue anew, from the deadlines set. The order they are read in cannot matter: the
     /// queue pops by deadline and timer, and no two timers set are alike.
     fn rebuild(&mut self, book: &Book) {
-        let node = [Timer::Observe, Timer::Watch, Timer::Heartbeat]
-            .into_iter()
-            .zip(self.node)
-            .filter_map(|(timer, at)| Some(Reverse(Queued::new(at?, timer))));
+        let node = (self.node_timers()).map(|(timer, at)| Reverse(Queued::new(at, timer)));
         let prices = book.entries_unordered().flat_map(|entry| {
             (Timer::of_price(entry.body.id).into_iter())
                 .zip(entry.deadlines)
@@ -208,8 +245,8 @@ impl Timers {
 
     fn deadline(&self, book: &Book, timer: Timer) -> Option<u64> {
         match timer.place() {
-            Place::Node(slot) => self.node[slot],
-            Place::Price(id, slot) => book.get(id)?.deadlines[slot],
+            Place::OfNode(slot) => self.node[slot],
+            Place::OfPrice(id, slot) => book.get(id)?.deadlines[slot],
         }
     }
 
@@ -219,8 +256,8 @@ impl Timers {
         timer: Timer,
     ) -> Option<&'a mut Option<u64>> {
         match timer.place() {
-            Place::Node(slot) => Some(&mut self.node[slot]),
-            Place::Price(id, slot) => Some(&mut book.get_mut(id)?.deadlines[slot]),
+            Place::OfNode(slot) => Some(&mut self.node[slot]),
+            Place::OfPrice(id, slot) => Some(&mut book.get_mut(id)?.deadlines[slot]),
         }
     }
 
@@ -228,7 +265,7 @@ impl Timers {
     /// deadline, which becomes `first`.
     fn settle(&mut self, book: &Book) {
         while let Some(&Reverse(queued)) = self.queue.peek() {
-            let (at, timer) = queued.get();
+            let (at, timer) = queued.unpack();
             if self.deadline(book, timer) == Some(at) {
                 self.first = Some((at, timer));
                 return;
@@ -238,20 +275,22 @@ impl Timers {
         self.first = None;
     }
 
-    /// The table's invariants, or the first one broken: `first` is the earliest timer set, the
+    /// The timers' invariants, or the first one broken: `first` is the earliest timer set, the
     /// count is right, and the queue holds every timer set at its deadline.
     #[cfg(feature = "arbitrary")]
     pub fn check(&self, book: &Book) -> Result<(), String> {
-        let earliest = self.all(book).map(|(timer, at)| (at, timer)).min();
+        let all = self.all(book);
+        let earliest = all.iter().map(|&(timer, at)| (at, timer)).min();
         if self.first != earliest {
             return Err(format!("first {:?}, earliest set {earliest:?}", self.first));
         }
-        let set = self.all(book).count();
+        let set = all.len();
         if self.len != set {
             return Err(format!("{} timers counted, {set} set", self.len));
         }
-        let queued: std::collections::BTreeSet<_> = self.queue.iter().map(|r| r.0.get()).collect();
-        if let Some((timer, at)) = self.all(book).find(|&(t, at)| !queued.contains(&(at, t))) {
+        let queued: std::collections::BTreeSet<_> =
+            self.queue.iter().map(|r| r.0.unpack()).collect();
+        if let Some((timer, at)) = all.into_iter().find(|&(t, at)| !queued.contains(&(at, t))) {
             return Err(format!("{timer:?} set at {at} is not queued"));
         }
         Ok(())
@@ -275,7 +314,7 @@ mod tests {
             .flat_map(|at| timers.iter().map(move |&timer| (at, timer)))
             .collect();
         for &a in &pairs {
-            assert_eq!(Queued::new(a.0, a.1).get(), a);
+            assert_eq!(Queued::new(a.0, a.1).unpack(), a);
             for &b in &pairs {
                 assert_eq!(
                     Queued::new(a.0, a.1).cmp(&Queued::new(b.0, b.1)),
