@@ -412,11 +412,32 @@ mod cli {
         (2_132, 10, "all"),
     ];
 
+    /// The traces of the determinism run and of the 2,000-node run as this build runs them. Work
+    /// that must not change what a run does (speed, a refactoring) keeps both; a change in what
+    /// nodes or the simulation do changes them, and says so here.
+    const PINNED_TRACES: [(&str, &str); 2] = [
+        ("seed 42", "6ac86a4153bb8556"),
+        ("the 2,000-node run", "2b083b94ed7958cf"),
+    ];
+
     /// Fresh seeds every sweep runs at least, and for how long it goes on drawing more.
     const FRESH_SEEDS: u64 = 200;
     const FRESH_BUDGET_S: u64 = 240;
     /// Simulated minutes of the 2,000-node run.
     const LARGE_MINUTES: u64 = 5;
+
+    /// Whether a run's trace is the one pinned for it; a failure names the run to replay.
+    fn pinned(which: usize, trace: &str, params: &Params, failed: &mut Vec<String>) {
+        let (run, expected) = PINNED_TRACES[which];
+        if trace != expected {
+            eprintln!(
+                "FAILED: {run} gave trace {trace}, not the pinned {expected}: `{}` (a change in \
+                 behaviour changes PINNED_TRACES, and says why)",
+                params.replay_command()
+            );
+            failed.push(params.replay_command());
+        }
+    }
 
     /// What CI runs. Each part says what it shows.
     fn sweep() -> i32 {
@@ -470,6 +491,7 @@ mod cli {
         if !b {
             failed.push(restless.replay_command());
         }
+        pinned(0, &first, &twice, &mut failed);
         if first != second {
             eprintln!(
                 "FAILED: seed 42 gave trace {first}, and {second} with idle wakes: `{}` and `{}` must agree",
@@ -516,6 +538,7 @@ mod cli {
                 record: false,
                 idle_wakes: false,
             });
+        let large_params = large.clone();
         let mut fixed: Vec<Params> = std::iter::once(large)
             .chain(small)
             .chain(regressions)
@@ -542,6 +565,7 @@ mod cli {
         );
         if let Some(large) = parallel.iter().find(|r| r.nodes == 2_000) {
             println!("{}\n", large.summary());
+            pinned(1, &large.trace_hash, &large_params, &mut failed);
         }
         reports.extend(parallel);
         failed.extend(failures);
