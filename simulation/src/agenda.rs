@@ -11,6 +11,7 @@ use std::collections::BinaryHeap;
 use protocol::Event;
 
 use crate::database::Database;
+use crate::wakes::Wakes;
 
 /// Something that happens at a moment. Small, as the queue moves its entries on every push and
 /// pop: what is large rides in a box.
@@ -53,7 +54,7 @@ pub struct Call {
 pub struct Agenda {
     queue: BinaryHeap<Reverse<(u64, u64, Unordered<Job>)>>,
     scheduled: u64,
-    wakes: BinaryHeap<Reverse<(u64, usize)>>,
+    wakes: Wakes,
     /// Each node's next scheduled wake (u64::MAX: none); earlier wakes replace later ones, and a
     /// replaced wake is skipped when its time comes.
     wake_at: Vec<u64>,
@@ -84,7 +85,7 @@ impl Agenda {
             self.wake_at[node] = at;
             let latest = &mut self.latest_queued[node];
             if *latest != Some(at) {
-                self.wakes.push(Reverse((at, node)));
+                self.wakes.push(at, node);
                 *latest = (*latest).max(Some(at));
             }
         }
@@ -99,12 +100,14 @@ impl Agenda {
     pub fn next(&mut self) -> Option<(u64, Job)> {
         loop {
             let job_at = self.queue.peek().map(|Reverse((at, ..))| *at);
-            let wake_at = self.wakes.peek().map(|Reverse((at, _))| *at);
+            let wake_at = self.wakes.peek().map(|(at, _)| at);
             if job_at.is_some_and(|job_at| wake_at.is_none_or(|wake_at| job_at <= wake_at)) {
                 let Reverse((at, _, Unordered(job))) = self.queue.pop()?;
+                self.wakes.advance(at);
                 return Some((at, job));
             }
-            let Reverse((at, node)) = self.wakes.pop()?;
+            let (at, node) = self.wakes.pop()?;
+            self.wakes.advance(at);
             if self.latest_queued[node] == Some(at) {
                 // The queue is in time order: nothing of this node's is left in it.
                 self.latest_queued[node] = None;

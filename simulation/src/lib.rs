@@ -17,6 +17,7 @@ mod observe;
 mod recording;
 pub mod results;
 pub mod scenario;
+mod wakes;
 mod world;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
