@@ -1,8 +1,8 @@
-//! Every timer a node can set, and the queue that orders them. Setting a timer again moves it.
+//! Every timer a node can set, and the queues that order them. Setting a timer again moves it.
 //! A price's own timers are kept in its book entry, so that removing the price removes them.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::book::{Book, Entry};
 use crate::price::PriceId;
@@ -91,9 +91,9 @@ impl Timer {
     }
 }
 
-/// A timer at its deadline as the queue holds it: ordered as `(deadline, Timer)` are (the kind,
+/// A timer at its deadline as the queues hold it: ordered as `(deadline, Timer)` are (the kind,
 /// then the price id's halves), in 32 bytes where the pair takes 48 (a price id is aligned to 16).
-/// Every price a node holds queues one; each push and pop moves a dozen of them.
+/// Every price a node holds queues one; each push and pop on the heap moves a dozen of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Queued {
     at: u64,
@@ -122,18 +122,25 @@ impl Queued {
 }
 
 /// The deadlines are the truth: the node's own here, each price's in its book entry (a timer
-/// for a price not held cannot be set). The queue only orders them. Setting or cancelling a
-/// timer leaves its old entry in the queue, dropped when it comes to the front (its deadline no
+/// for a price not held cannot be set). The queues only order them. Setting or cancelling a
+/// timer leaves its old entry queued, dropped when it comes to the front (its deadline no
 /// longer matches). Every node sets a timer for every price it holds: a set or a cancel looks the
-/// price up in the book, which its caller has just touched, and pushes onto a heap, and removing
+/// price up in the book, which its caller has just touched, and queues an entry, and removing
 /// a price drops its timers with it, where each walked a table of all the node's timers.
+///
+/// Most timers are set later than every one queued: each price's expiry, set when it is admitted
+/// at a fixed time after its observation, and prices arrive in about that order. Those go at the
+/// back of a queue kept in order, whose front is one entry to read, and only the others into a
+/// heap. The earliest timer is at the front of one of them.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     /// `Observe`, `Watch`, `Heartbeat`.
     node: [Option<u64>; 3],
-    queue: BinaryHeap<Reverse<Queued>>,
-    /// The earliest timer set, which is also the front of the queue: a driver asks for it after
-    /// every event.
+    /// In ascending order.
+    in_order: VecDeque<Queued>,
+    heap: BinaryHeap<Reverse<Queued>>,
+    /// The earliest timer set, the earlier of the two fronts: a driver asks for it after every
+    /// event.
     first: Option<(u64, Timer)>,
     /// Timers set, the node's and its prices'.
     len: usize,
@@ -153,7 +160,7 @@ impl Timers {
         if old.is_none() {
             self.len += 1;
         }
-        self.queue.push(Reverse(Queued::new(at, timer)));
+        self.enqueue(Queued::new(at, timer));
         if self.first.is_none_or(|first| (at, timer) < first) {
             self.first = Some((at, timer));
         } else if old.map(|old| (old, timer)) == self.first {
@@ -162,7 +169,7 @@ impl Timers {
         // Entries left behind are bounded by the most timers set at once (four times that, and
         // 64), not by how often they moved. A stored price's expiry stays queued for about twice as
         // long as the price was held, so a lower bound would rebuild the queue over and over.
-        if self.queue.len() > 4 * self.len + 64 {
+        if self.in_order.len() + self.heap.len() > 4 * self.len + 64 {
             self.rebuild(book);
         }
     }
@@ -227,16 +234,47 @@ impl Timers {
             .filter_map(|(timer, at)| Some((timer, at?)))
     }
 
-    /// The queue anew, from the deadlines set. The order they are read in cannot matter: the
-    /// queue pops by deadline and timer, and no two timers set are alike.
+    /// The queues anew, from the deadlines set: all of them in order. The order they are read in
+    /// cannot matter, as they are sorted, and no two timers set are alike.
     fn rebuild(&mut self, book: &Book) {
-        let node = (self.node_timers()).map(|(timer, at)| Reverse(Queued::new(at, timer)));
+        let node = (self.node_timers()).map(|(timer, at)| Queued::new(at, timer));
         let prices = book.entries_unordered().flat_map(|entry| {
             (Timer::of_price(entry.body.id).into_iter())
                 .zip(entry.deadlines)
-                .filter_map(|(timer, at)| Some(Reverse(Queued::new(at?, timer))))
+                .filter_map(|(timer, at)| Some(Queued::new(at?, timer)))
         });
-        self.queue = node.chain(prices).collect();
+        let mut all: Vec<Queued> = node.chain(prices).collect();
+        all.sort_unstable();
+        self.in_order = all.into();
+        self.heap.clear();
+    }
+
+    /// Queues an entry: at the back of the ordered queue if none there is later, else on the heap.
+    fn enqueue(&mut self, queued: Queued) {
+        if self.in_order.back().is_none_or(|&last| last <= queued) {
+            self.in_order.push_back(queued);
+        } else {
+            self.heap.push(Reverse(queued));
+        }
+    }
+
+    /// The earliest entry queued, set or not.
+    fn front(&self) -> Option<Queued> {
+        let heap = self.heap.peek().map(|&Reverse(queued)| queued);
+        match (self.in_order.front().copied(), heap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        let heap_first = (self.heap.peek())
+            .is_some_and(|&Reverse(h)| self.in_order.front().is_none_or(|&o| h < o));
+        if heap_first {
+            self.heap.pop();
+        } else {
+            self.in_order.pop_front();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -261,22 +299,23 @@ impl Timers {
         }
     }
 
-    /// Drops entries from the front of the queue until the front is a timer still set at that
+    /// Drops entries from the front of the queues until the front is a timer still set at that
     /// deadline, which becomes `first`.
     fn settle(&mut self, book: &Book) {
-        while let Some(&Reverse(queued)) = self.queue.peek() {
+        while let Some(queued) = self.front() {
             let (at, timer) = queued.unpack();
             if self.deadline(book, timer) == Some(at) {
                 self.first = Some((at, timer));
                 return;
             }
-            self.queue.pop();
+            self.pop_front();
         }
         self.first = None;
     }
 
     /// The timers' invariants, or the first one broken: `first` is the earliest timer set, the
-    /// count is right, and the queue holds every timer set at its deadline.
+    /// count is right, the ordered queue is in order, and every timer set is queued at its
+    /// deadline.
     #[cfg(feature = "arbitrary")]
     pub fn check(&self, book: &Book) -> Result<(), String> {
         let all = self.all(book);
@@ -288,8 +327,13 @@ impl Timers {
         if self.len != set {
             return Err(format!("{} timers counted, {set} set", self.len));
         }
-        let queued: std::collections::BTreeSet<_> =
-            self.queue.iter().map(|r| r.0.unpack()).collect();
+        if !self.in_order.iter().is_sorted() {
+            return Err("the ordered queue is out of order".into());
+        }
+        let heap = self.heap.iter().map(|r| r.0);
+        let queued: std::collections::BTreeSet<_> = (self.in_order.iter().copied().chain(heap))
+            .map(Queued::unpack)
+            .collect();
         if let Some((timer, at)) = all.into_iter().find(|&(t, at)| !queued.contains(&(at, t))) {
             return Err(format!("{timer:?} set at {at} is not queued"));
         }
