@@ -3,13 +3,14 @@
 //! so that no count can drift from the prices it counts: a price's phase changes only here, and
 //! [`Book::check`] states the invariants, which the hostile harness checks after every event.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::fast::FixedState;
 
 use crate::crypto::Address;
 use crate::price::{PriceBody, PriceId};
 use crate::signatures::Signatures;
+use crate::stored::StoredIds;
 use crate::timers::PriceDeadlines;
 
 /// What a node holds about one price id.
@@ -89,11 +90,8 @@ pub(crate) struct Book {
     /// (`entries`): walks are rare (a heartbeat's, a new writer's, a snapshot's), and keeping the
     /// order on every insert and removal cost more. Boxed: entries are large.
     prices: PriceTable,
-    /// Ids known to be stored, in ascending order, kept until they are too old to be accepted
-    /// again: thousands of ids, minted in time order, so each new one goes at the back or near it
-    /// and the oldest leave from the front. A fresh price is newer than every one of them, so most
-    /// lookups end at the back.
-    stored: VecDeque<PriceId>,
+    /// Ids known to be stored, until they are too old to be accepted again.
+    stored: StoredIds,
     /// Prices still collecting signatures, by origin.
     collecting_by_origin: BTreeMap<Address, usize>,
     /// Prices this node will judge once its fresh observation arrives.
@@ -205,8 +203,8 @@ impl Book {
     }
 
     /// Ids known stored.
-    pub fn stored_ids(&self) -> &VecDeque<PriceId> {
-        &self.stored
+    pub fn stored_ids(&self) -> impl ExactSizeIterator<Item = &PriceId> {
+        self.stored.iter()
     }
 
     pub fn await_reference(&mut self, id: PriceId) {
@@ -218,8 +216,7 @@ impl Book {
     }
 
     pub fn is_stored(&self, id: PriceId) -> bool {
-        self.stored.back().is_some_and(|&newest| id <= newest)
-            && self.stored.binary_search(&id).is_ok()
+        self.stored.contains(id)
     }
 
     pub fn stored_len(&self) -> usize {
@@ -228,20 +225,12 @@ impl Book {
 
     /// Remembers an id as stored (the price itself is removed by the caller first).
     pub fn insert_stored(&mut self, id: PriceId) {
-        if self.stored.back().is_none_or(|&newest| newest < id) {
-            return self.stored.push_back(id);
-        }
-        if let Err(at) = self.stored.binary_search(&id) {
-            self.stored.insert(at, id);
-        }
+        self.stored.insert(id);
     }
 
     /// Forgets stored ids older than `horizon`: no price that old is accepted again.
     pub fn forget_stored_before(&mut self, horizon: u64) {
-        let kept_from = self
-            .stored
-            .partition_point(|&id| id < PriceId::first_at(horizon));
-        self.stored.drain(..kept_from);
+        self.stored.forget_before(PriceId::first_at(horizon));
     }
 
     /// The invariants, or the first one broken: the timers' own (`Timers::check`), stored
@@ -256,13 +245,7 @@ impl Book {
     ) -> Result<(), String> {
         use crate::wire::MAX_SIGNATURES;
         timers.check(self)?;
-        if let Some(i) = (1..self.stored.len()).find(|&i| self.stored[i - 1] >= self.stored[i]) {
-            return Err(format!(
-                "stored ids out of order: {} then {}",
-                self.stored[i - 1],
-                self.stored[i]
-            ));
-        }
+        self.stored.check()?;
         let mut collecting = BTreeMap::<Address, usize>::new();
         for (id, entry) in self.in_order() {
             if entry.body.id != id {

@@ -27,6 +27,7 @@ pub mod price;
 mod receive;
 pub mod signatures;
 mod snapshot;
+mod stored;
 pub mod testing;
 pub mod timers;
 pub mod wire;

@@ -42,7 +42,7 @@ impl Node {
         }
         put_len(&mut out, self.book.len());
         self.book.entries().for_each(|e| put_entry(&mut out, e));
-        put_ids(&mut out, self.book.stored_ids().iter());
+        put_ids(&mut out, self.book.stored_ids());
         put_ids(&mut out, self.book.awaiting_reference().iter());
         match self.config.signers {
             Signers::Open => {
