@@ -26,8 +26,9 @@ pub(crate) struct Entry {
     phase: Phase,
     /// This node has decided whether to sign (it signs an id at most once).
     pub decided: bool,
-    /// This node's co-signing wave for the price, once looked up (`Some(None)`: never).
-    pub wave: Option<Option<usize>>,
+    /// This node's co-signing wave for the price, once looked up (`Some(None)`: never). A `u32`,
+    /// which puts an entry in 256 bytes, four cache lines, where a `usize` took five.
+    pub wave: Option<Option<u32>>,
     pub retransmits: u32,
     pub write_failures: u32,
     /// After a failed write, not written again before this.
@@ -309,5 +310,13 @@ mod tests {
         ids.sort();
         let walked: Vec<PriceId> = book.entries().map(|e| e.body.id).collect();
         assert_eq!(walked, ids);
+    }
+
+    /// Every node holds every price it sees until it is stored, and each message it handles
+    /// touches its entry: in mimalloc's 256-byte blocks an entry fills four cache lines, one
+    /// more byte and it takes a 320-byte block and five.
+    #[test]
+    fn an_entry_fits_four_cache_lines() {
+        assert!(std::mem::size_of::<Entry>() <= 256);
     }
 }

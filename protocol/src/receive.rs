@@ -243,9 +243,9 @@ impl Node {
         let wave = match entry.wave {
             Some(wave) => wave,
             None => {
-                let wave =
-                    self.committee
-                        .wave(id, origin, self.me, self.config.committee(), &*self.check);
+                let wave = (self.committee)
+                    .wave(id, origin, self.me, self.config.committee(), &*self.check)
+                    .and_then(|wave| u32::try_from(wave).ok());
                 self.book.get_mut(id).expect("held").wave = Some(wave);
                 wave
             }
@@ -253,7 +253,7 @@ impl Node {
         let Some(wave) = wave else {
             return;
         };
-        let at = observed_at + wave as u64 * self.config.cosign_step_ms;
+        let at = observed_at + u64::from(wave) * self.config.cosign_step_ms;
         if at <= self.now {
             self.consider_cosign(id);
         } else if at <= self.unready_until(observed_at) {

@@ -202,7 +202,7 @@ fn put_entry(out: &mut Vec<u8>, entry: &Entry) {
     });
     out.push(u8::from(entry.decided));
     put_option(out, entry.wave, |out, wave| {
-        put_option(out, wave, |out, w| put_u64(out, w as u64))
+        put_option(out, wave, |out, w| put_u64(out, u64::from(w)))
     });
     put_u64(out, u64::from(entry.retransmits));
     put_u64(out, u64::from(entry.write_failures));
@@ -235,7 +235,9 @@ fn take_entry(r: &mut Reader, book: &mut Book) -> Result<(), &'static str> {
         _ => return Err("unknown phase"),
     };
     entry.decided = r.u8()? != 0;
-    entry.wave = take_option(r, |r| take_option(r, |r| Ok(r.u64()? as usize)))?;
+    entry.wave = take_option(r, |r| {
+        take_option(r, |r| u32::try_from(r.u64()?).map_err(|_| "wave"))
+    })?;
     entry.retransmits = u32::try_from(r.u64()?).map_err(|_| "retransmits")?;
     entry.write_failures = u32::try_from(r.u64()?).map_err(|_| "write failures")?;
     entry.retry_at = r.u64()?;
