@@ -243,6 +243,9 @@ fn take_entry(r: &mut Reader, book: &mut Book) -> Result<(), &'static str> {
     entry.retry_at = r.u64()?;
     entry.passed_on_at = take_option(r, |r| r.u64())?;
     let id = body.id;
+    if book.holds(id) {
+        return Err("a price twice");
+    }
     book.insert(entry);
     book.set_phase(id, phase);
     Ok(())
@@ -283,6 +286,26 @@ mod tests {
     use super::*;
     use crate::price::Feed;
     use crate::testing::{body, keys};
+
+    /// A snapshot is read from disk: one naming a price twice is refused, not counted twice
+    /// among its origin's prices still collecting.
+    #[test]
+    fn a_price_twice_is_refused() {
+        let keys = keys(2);
+        let body = body(&keys[1], 900, 1);
+        let mut bytes = Vec::new();
+        put_entry(
+            &mut bytes,
+            &Entry::new(body, [7; 32], keys[1].address(), 900),
+        );
+        let mut book = Book::default();
+        assert_eq!(take_entry(&mut Reader(&bytes), &mut book), Ok(()));
+        assert_eq!(
+            take_entry(&mut Reader(&bytes), &mut book),
+            Err("a price twice")
+        );
+        assert_eq!(book.collecting(keys[1].address()), 1);
+    }
 
     /// A price's timers are kept in its entry: a snapshot naming a timer of a price it does not
     /// hold cannot be restored, and says why.
