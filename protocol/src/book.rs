@@ -179,7 +179,7 @@ impl Book {
         }
     }
 
-    /// Forgets a price, and its timers with it (the caller tells the timer queue).
+    /// Forgets a price, and its timers with it (the caller tells the node's `Timers`).
     pub fn remove(&mut self, id: PriceId) -> Option<Entry> {
         let entry = self.prices.remove(&id)?;
         if entry.phase == Phase::Collecting {

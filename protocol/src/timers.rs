@@ -168,7 +168,7 @@ impl Timers {
         }
         // Entries left behind are bounded by the most timers set at once (four times that, and
         // 64), not by how often they moved. A stored price's expiry stays queued for about twice as
-        // long as the price was held, so a lower bound would rebuild the queue over and over.
+        // long as the price was held, so a lower bound would rebuild the queues over and over.
         if self.in_order.len() + self.heap.len() > 4 * self.len + 64 {
             self.rebuild(book);
         }

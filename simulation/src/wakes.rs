@@ -17,13 +17,15 @@ pub struct Wakes {
     /// (every wake is at or after the floor, and was pushed within a span of a floor at or
     /// before this one, so no two of those times share a bucket).
     buckets: Vec<Vec<usize>>,
-    /// The time of the last job run: nothing earlier is pushed, and nothing earlier is held.
+    /// The time of the last job the agenda gave out, or of the last wake it skipped: nothing
+    /// earlier is pushed, and nothing earlier is held.
     floor: u64,
     /// No bucket before this time holds a wake (at or after the floor).
     scan: u64,
-    /// The one bucket in order, by node descending (its smallest last), and its time.
+    /// The time of the one bucket in order, by node descending (its smallest last).
     sorted: Option<u64>,
-    /// Wakes pushed a span or more past the floor of their time.
+    /// Wakes pushed a span or more past the floor as it was then; they stay here when the floor
+    /// comes nearer, and `peek` compares them with the calendar's first.
     far: BinaryHeap<Reverse<(u64, usize)>>,
 }
 
@@ -48,7 +50,7 @@ impl Wakes {
 
     pub fn push(&mut self, at: u64, node: usize) {
         debug_assert!(at >= self.floor, "a wake in the past");
-        if at >= self.floor + SPAN {
+        if at >= self.floor.saturating_add(SPAN) {
             return self.far.push(Reverse((at, node)));
         }
         let bucket = &mut self.buckets[(at % SPAN) as usize];
@@ -76,7 +78,7 @@ impl Wakes {
         let wake = self.peek()?;
         let (at, _) = wake;
         let bucket = &mut self.buckets[(at % SPAN) as usize];
-        if at < self.floor + SPAN && self.sorted == Some(at) && bucket.last() == Some(&wake.1) {
+        if self.sorted == Some(at) && bucket.last() == Some(&wake.1) {
             bucket.pop();
         } else {
             self.far.pop();
@@ -87,7 +89,7 @@ impl Wakes {
     /// The earliest wake in the calendar, its bucket sorted.
     fn first_near(&mut self) -> Option<(u64, usize)> {
         self.scan = self.scan.max(self.floor);
-        let end = self.floor + SPAN;
+        let end = self.floor.saturating_add(SPAN);
         while self.scan < end && self.buckets[(self.scan % SPAN) as usize].is_empty() {
             self.scan += 1;
         }

@@ -424,7 +424,8 @@ mod cli {
     /// Fresh seeds every sweep runs at least, and for how long it goes on drawing more.
     const FRESH_SEEDS: u64 = 200;
     const FRESH_BUDGET_S: u64 = 240;
-    /// Simulated minutes of the 2,000-node run.
+    /// Simulated minutes of the 2,000-node run; its trace is pinned, so a change here changes
+    /// `PINNED_TRACES`.
     const LARGE_MINUTES: u64 = 5;
 
     /// Whether a run's trace is the one pinned for it; a failure names the run to replay.
