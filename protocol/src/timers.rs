@@ -258,19 +258,21 @@ impl Timers {
         }
     }
 
+    /// Whether the earliest entry queued is the heap's (else the ordered queue's, if any).
+    fn heap_first(&self) -> bool {
+        (self.heap.peek()).is_some_and(|&Reverse(h)| self.in_order.front().is_none_or(|&o| h < o))
+    }
+
     /// The earliest entry queued, set or not.
     fn front(&self) -> Option<Queued> {
-        let heap = self.heap.peek().map(|&Reverse(queued)| queued);
-        match (self.in_order.front().copied(), heap) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        match self.heap_first() {
+            true => self.heap.peek().map(|&Reverse(queued)| queued),
+            false => self.in_order.front().copied(),
         }
     }
 
     fn pop_front(&mut self) {
-        let heap_first = (self.heap.peek())
-            .is_some_and(|&Reverse(h)| self.in_order.front().is_none_or(|&o| h < o));
-        if heap_first {
+        if self.heap_first() {
             self.heap.pop();
         } else {
             self.in_order.pop_front();
