@@ -3,16 +3,25 @@
 //! wave, and so on. Signatures per price stay the same at 10 or 10,000 nodes, and every node finds
 //! its own wave in O(log n).
 
-use std::collections::BTreeMap;
+use foldhash::fast::FixedState;
 
 use crate::crypto::{Address, Recover, SignatureCheck};
 use crate::price::PriceId;
 
-#[derive(Debug, Default, Clone)]
+#[expect(
+    clippy::disallowed_types,
+    reason = "looked up by address only; nothing walks it, so its order cannot matter"
+)]
+type Positions = std::collections::HashMap<Address, u64, FixedState>;
+
+#[derive(Debug, Clone)]
 pub(crate) struct Committee {
     ring: Vec<(u64, Address)>,
-    /// Each member's position, so a lookup costs no hash.
-    positions: BTreeMap<Address, u64>,
+    /// Each member's position, so a lookup costs no keccak. A hash table: every message asks it
+    /// whether each signer is allowed, and a B-tree of thousands of addresses compared a dozen
+    /// of them per question. Keyed: in an open network, members are whoever signs, and an
+    /// address is cheap to grind, so nobody must be able to compute which ones collide.
+    positions: Positions,
 }
 
 fn position(bytes: &[u8], check: &dyn SignatureCheck) -> u64 {
@@ -21,8 +30,12 @@ fn position(bytes: &[u8], check: &dyn SignatureCheck) -> u64 {
 }
 
 impl Committee {
-    pub fn new(members: impl IntoIterator<Item = Address>) -> Committee {
-        let mut committee = Committee::default();
+    /// The ring of `members`, its table hashed with `key`.
+    pub fn new(key: u64, members: impl IntoIterator<Item = Address>) -> Committee {
+        let mut committee = Committee {
+            ring: Vec::new(),
+            positions: Positions::with_hasher(FixedState::with_seed(key)),
+        };
         members.into_iter().for_each(|m| committee.insert(m));
         committee
     }
@@ -42,6 +55,10 @@ impl Committee {
 
     pub fn len(&self) -> usize {
         self.ring.len()
+    }
+
+    pub fn contains(&self, member: Address) -> bool {
+        self.positions.contains_key(&member)
     }
 
     /// The wave (0 = the committee) in which `member` co-signs price `id` minted by `origin`;
@@ -85,7 +102,7 @@ mod tests {
     #[test]
     fn each_wave_has_exactly_size_members_and_skips_the_origin() {
         let all = members(20);
-        let committee = Committee::new(all.clone());
+        let committee = Committee::new(7, all.clone());
         for minute in 0..50u64 {
             let origin = all[minute as usize % 20];
             let id = PriceId::mint(minute * 60_000, 0, origin);
@@ -103,7 +120,7 @@ mod tests {
     #[test]
     fn committees_spread_over_members() {
         let all = members(50);
-        let committee = Committee::new(all.clone());
+        let committee = Committee::new(7, all.clone());
         let mut load = vec![0; 50];
         for i in 0..2_000u64 {
             let id = PriceId::mint(i, 0, all[0]);

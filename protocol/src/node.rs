@@ -95,14 +95,14 @@ impl Node {
     ) -> Result<Node, ConfigError> {
         let config = config.into();
         config.validate()?;
+        let mut rng = Box::new(ChaCha8Rng::seed_from_u64(seed));
         let committee = match &config.signers {
             Signers::Allowlist(list) if !list.contains(&me) => {
                 return Err(ConfigError::NotAllowlisted(me));
             }
             Signers::Allowlist(list) => list.ring(),
-            Signers::Open => Arc::new(Committee::new([me])),
+            Signers::Open => Arc::new(Committee::new(table_key(&rng), [me])),
         };
-        let mut rng = Box::new(ChaCha8Rng::seed_from_u64(seed));
         let mut node = Node {
             book: Book::new(table_key(&rng)),
             network_id: config.network_id(),

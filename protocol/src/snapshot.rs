@@ -108,13 +108,11 @@ impl Node {
             book.await_reference(id);
         }
         let open_members = r.len(20)?;
-        let committee = match &config.signers {
-            Signers::Allowlist(list) => list.ring(),
-            Signers::Open => {
-                let members: Result<Vec<Address>, _> =
-                    (0..open_members).map(|_| r.take().map(Address)).collect();
-                Arc::new(Committee::new(members?))
-            }
+        let open_members = match &config.signers {
+            Signers::Allowlist(_) => Vec::new(),
+            Signers::Open => (0..open_members)
+                .map(|_| r.take().map(Address))
+                .collect::<Result<_, _>>()?,
         };
         let reference = take_option(r, |r| Ok((Price(r.u128()?), r.u64()?)))?;
         let last_published = take_option(r, |r| Ok(Price(r.u128()?)))?;
@@ -123,7 +121,12 @@ impl Node {
         let sequence = u16::from_le_bytes(r.take()?);
         let mut rng = Box::new(ChaCha8Rng::from_seed(r.take()?));
         rng.set_word_pos(r.u128()?);
-        book.rekey(crate::node::table_key(&rng));
+        let key = crate::node::table_key(&rng);
+        book.rekey(key);
+        let committee = match &config.signers {
+            Signers::Allowlist(list) => list.ring(),
+            Signers::Open => Arc::new(Committee::new(key, open_members)),
+        };
         let peers = r.u64()? as usize;
         let lease = take_option(r, |r| {
             Ok(Lease {
