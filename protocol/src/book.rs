@@ -3,7 +3,8 @@
 //! so that no count can drift from the prices it counts: a price's phase changes only here, and
 //! [`Book::check`] states the invariants, which the hostile harness checks after every event.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use foldhash::fast::FixedState;
 
@@ -127,6 +128,16 @@ impl Book {
     /// In ascending order of id.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> + use<'_> {
         self.in_order().into_iter().map(|(_, entry)| entry)
+    }
+
+    /// The least id among the prices at quorum. Every heartbeat asks it, so it sorts no more
+    /// than it must: ids come off a heap least first until one is at quorum, most often the
+    /// first (the oldest prices are the ones waiting to be stored).
+    pub fn oldest_ready(&self) -> Option<PriceId> {
+        let mut ids: BinaryHeap<Reverse<PriceId>> =
+            self.prices.keys().copied().map(Reverse).collect();
+        std::iter::from_fn(|| ids.pop().map(|Reverse(id)| id))
+            .find(|id| self.prices[id].reached_quorum())
     }
 
     /// Every price held and its id, in ascending order of id.
@@ -310,6 +321,29 @@ mod tests {
         ids.sort();
         let walked: Vec<PriceId> = book.entries().map(|e| e.body.id).collect();
         assert_eq!(walked, ids);
+    }
+
+    /// The heartbeat's `stored_since`: the least id at quorum, whatever the table's order and
+    /// however many collecting prices are older.
+    #[test]
+    fn the_oldest_ready_price_is_the_least_id_at_quorum() {
+        let keys = keys(4);
+        let mut book = Book::new(9);
+        assert_eq!(book.oldest_ready(), None);
+        let mut ids = Vec::new();
+        for (k, at) in [(2, 700), (0, 100), (3, 500), (1, 300), (0, 900)] {
+            let body = body(&keys[k], at, 1);
+            ids.push(body.id);
+            book.insert(Entry::new(body, [0; 32], keys[k].address(), at));
+        }
+        assert_eq!(book.oldest_ready(), None, "all collecting");
+        book.set_phase(ids[4], Phase::Ready);
+        book.set_phase(ids[0], Phase::Writing);
+        assert_eq!(book.oldest_ready(), Some(ids[0]));
+        book.set_phase(ids[2], Phase::Ready);
+        assert_eq!(book.oldest_ready(), Some(ids[2]));
+        book.remove(ids[2]);
+        assert_eq!(book.oldest_ready(), Some(ids[0]));
     }
 
     /// Every node holds every price it sees until it is stored, and each message it handles

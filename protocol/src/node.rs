@@ -537,14 +537,8 @@ impl Node {
         let next = self.next_at_phase(self.now + 1, self.config.heartbeat_interval_ms, 4);
         self.timers.set(&mut self.book, Timer::Heartbeat, next);
         self.push(Action::Heartbeat);
-        // Entries come in the order of their ids: the first ready one is the oldest.
-        let oldest_ready = self
-            .book
-            .entries()
-            .find(|e| e.reached_quorum())
-            .map(|e| e.body.id);
         self.push(Action::ReadDatabase {
-            stored_since: oldest_ready,
+            stored_since: self.book.oldest_ready(),
         });
         // Stored ids older than any price still accepted are forgotten.
         let horizon = self
@@ -562,14 +556,13 @@ impl Node {
         // phases of their own, and the next term's writer takes over at its first).
         let term_end = (term + 1) * self.config.writer_term_ms;
         let stale = self.config.heartbeat_stale_ms;
-        let lease = heartbeats
-            .iter()
-            .find(|row| row.node == self.me && row.age_ms <= stale)
-            .and_then(|row| {
-                let places = self.config.backup_writers + 1;
-                let eligible = |a| self.config.allows(a);
-                let key = election::term_key(term, &*self.check);
-                let rank = election::rank(heartbeats, stale, key, self.me, eligible, places)?;
+        let places = self.config.backup_writers + 1;
+        let eligible = |a| self.config.allows(a);
+        let key = election::term_key(term, &*self.check);
+        let lease = election::rank(heartbeats, stale, key, self.me, eligible, places)
+            .and_then(|rank| {
+                let mine = |row: &&HeartbeatRow| row.node == self.me && row.age_ms <= stale;
+                let row = heartbeats.iter().find(mine)?;
                 Some(Lease {
                     rank,
                     until: (self.now + stale - row.age_ms).min(term_end),
