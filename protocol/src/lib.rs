@@ -42,7 +42,7 @@ pub use io::{
     Action, Broadcast, Event, HeartbeatRow, MessageRef, PriceRow, Refusal, Report, Verdict,
     WriteOutcome,
 };
-pub use metrics::{Counters, Ignored, Misbehaviour};
+pub use metrics::{Counters, Ignored, IgnoredCounts, Misbehaviour};
 pub use node::{Footprint, Node};
 pub use price::{Feed, Price, PriceBody, PriceId};
 pub use signatures::Signatures;

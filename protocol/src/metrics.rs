@@ -68,6 +68,17 @@ pub enum Ignored {
 }
 
 impl Ignored {
+    /// Every reason, in the order of the enum.
+    pub const ALL: [Ignored; 7] = [
+        Ignored::Duplicate,
+        Ignored::AlreadyReady,
+        Ignored::AlreadyStored,
+        Ignored::Stale,
+        Ignored::Equivocation,
+        Ignored::OriginLimit,
+        Ignored::Full,
+    ];
+
     /// A short, stable name, for metrics labels and reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -83,7 +94,10 @@ impl Ignored {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Counters {
+    /// First: most copies a node is sent, it ignores.
+    pub ignored: IgnoredCounts,
     pub published: u64,
     /// Of those, published before their interval because the price moved (`deviation_bps`).
     pub published_on_deviation: u64,
@@ -104,7 +118,29 @@ pub struct Counters {
     pub own_signature_faults: u64,
     /// By [`Misbehaviour::name`]: a bounded set of keys, whatever numbers peers put in messages.
     pub rejected: BTreeMap<&'static str, u64>,
-    pub ignored: BTreeMap<Ignored, u64>,
+}
+
+/// Messages ignored, by reason: a count in place for each, as a node ignores most copies it is
+/// sent, and a map's node took a cache line of its own to count each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IgnoredCounts([u64; Ignored::ALL.len()]);
+
+impl IgnoredCounts {
+    pub fn get(&self, why: Ignored) -> u64 {
+        self.0[why as usize]
+    }
+
+    /// The reasons counted at least once, with their counts, in the order of the enum.
+    pub fn iter(&self) -> impl Iterator<Item = (Ignored, u64)> + '_ {
+        Ignored::ALL
+            .into_iter()
+            .map(|why| (why, self.get(why)))
+            .filter(|&(_, n)| n > 0)
+    }
+
+    fn add(&mut self, why: Ignored) {
+        self.0[why as usize] += 1;
+    }
 }
 
 impl Counters {
@@ -190,12 +226,31 @@ impl Counters {
     pub(crate) fn count(&mut self, verdict: Verdict) {
         match verdict {
             Verdict::Accept => {}
-            Verdict::Ignore(why) => *self.ignored.entry(why).or_default() += 1,
+            Verdict::Ignore(why) => self.ignored.add(why),
             Verdict::Reject(kind) => *self.rejected.entry(kind.name()).or_default() += 1,
         }
     }
 
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_is_counted_apart_and_listed_in_order() {
+        let mut counters = Counters::default();
+        for why in [Ignored::Full, Ignored::Duplicate, Ignored::Full] {
+            counters.count(Verdict::Ignore(why));
+        }
+        counters.count(Verdict::Accept);
+        assert_eq!(counters.ignored.get(Ignored::Full), 2);
+        assert_eq!(counters.ignored.get(Ignored::Stale), 0);
+        let listed: Vec<_> = counters.ignored.iter().collect();
+        assert_eq!(listed, [(Ignored::Duplicate, 1), (Ignored::Full, 2)]);
+        assert!(Ignored::ALL.iter().enumerate().all(|(i, &why)| why as usize == i));
     }
 }

@@ -444,8 +444,8 @@ pub fn check(
         messages_per_stored_price_per_node: per_price(fabric.traffic.messages)
             / scenario.params.nodes as f64,
         most_messages_one_node_sent: fabric.sent_by.iter().map(|s| s.0).max().unwrap_or(0),
-        invalid_dropped: fabric.rejected.clone(),
-        ignored: fabric.ignored.clone(),
+        invalid_dropped: by_name(&fabric.rejected),
+        ignored: by_name(&fabric.ignored),
         lost: fabric.traffic.lost,
         duplicated: fabric.traffic.duplicated,
         cut_by_partition: fabric.traffic.cut_by_partition,
@@ -487,6 +487,14 @@ pub fn check(
 }
 
 /// When a staged fault's recovery is measured from: the writer's death, or the heal.
+/// A count by static name, as the report spells it.
+fn by_name(counts: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
+    counts
+        .iter()
+        .map(|(&name, &n)| (name.to_owned(), n))
+        .collect()
+}
+
 fn staged_moment(scenario: &Scenario, world: &World) -> Option<u64> {
     match scenario.params.fixed.staged? {
         Staged::WriterCrash => world.writer_crashed_at,

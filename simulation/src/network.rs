@@ -113,8 +113,9 @@ pub struct Fabric {
     pub traffic: Traffic,
     /// Per node, messages and bytes it sent.
     pub sent_by: Vec<(u64, u64)>,
-    pub rejected: BTreeMap<String, u64>,
-    pub ignored: BTreeMap<String, u64>,
+    /// By name: static, so that counting allocates nothing.
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub ignored: BTreeMap<&'static str, u64>,
     /// Which nodes are honest, and each time one penalised another: (when, node, sender, why).
     honest: Vec<bool>,
     pub honest_penalised: Vec<(u64, usize, usize, &'static str)>,
@@ -292,9 +293,9 @@ impl Fabric {
         let (_, from, packet) = pending.swap_remove(i);
         match verdict {
             Verdict::Accept => self.send_to_mesh(agenda, now, node, Some(from), &packet),
-            Verdict::Ignore(why) => *self.ignored.entry(why.name().to_owned()).or_default() += 1,
+            Verdict::Ignore(why) => *self.ignored.entry(why.name()).or_default() += 1,
             Verdict::Reject(why) => {
-                *self.rejected.entry(why.name().to_owned()).or_default() += 1;
+                *self.rejected.entry(why.name()).or_default() += 1;
                 if self.honest[node] && self.honest[from] {
                     self.honest_penalised.push((now, node, from, why.name()));
                 }

@@ -184,7 +184,7 @@ impl Collector for NodeCounters {
                 &counters
                     .ignored
                     .iter()
-                    .map(|(why, &n)| (why.name(), n))
+                    .map(|(why, n)| (why.name(), n))
                     .collect(),
             ),
         ];
