@@ -38,18 +38,23 @@ pub struct Footprint {
 /// before handling anything else (answers that exist at once, like signatures, are handled after
 /// the drain, never during it); call `handle` with [`Event::TimerDue`] once [`Node::poll_timeout`]'s
 /// deadline has passed. [`Node::drive`] does all of this and is what both drivers call.
+///
+/// Laid out in the order written, the fields every message reads first, on a line boundary: a
+/// driver of thousands wakes each node among the others, and every line of it read is a miss.
+#[repr(C, align(64))]
 pub struct Node {
+    pub(crate) now: u64,
     /// Shared: a driver running many nodes of one deployment keeps one copy, read by all.
     pub(crate) config: Arc<Config>,
-    pub(crate) network_id: [u8; 32],
-    pub(crate) me: Address,
     pub(crate) check: Arc<dyn SignatureCheck>,
-    pub(crate) now: u64,
-    pub(crate) actions: VecDeque<Action>,
-    pub(crate) timers: Timers,
-    pub(crate) book: Book,
     /// The allowlist's ring, shared; in an open network, this node's own, growing.
     pub(crate) committee: Arc<Committee>,
+    pub(crate) me: Address,
+    pub(crate) network_id: [u8; 32],
+    pub(crate) actions: VecDeque<Action>,
+    pub(crate) book: Book,
+    pub(crate) counters: Counters,
+    pub(crate) timers: Timers,
     /// This node's latest observation and when it was made.
     pub(crate) reference: Option<(Price, u64)>,
     /// The price of this node's latest publication, against which a move is measured.
@@ -58,13 +63,12 @@ pub struct Node {
     pub(crate) publish_pending: bool,
     pub(crate) sequence: u16,
     /// The seed's stream, after the sequence's start: each broadcast's nonce. Boxed, as it is
-    /// large and used only to send: the fields every event reads stay on few cache lines.
+    /// large and used only to send.
     pub(crate) rng: Box<ChaCha8Rng>,
     pub(crate) peers: usize,
     /// This node's place in the writers' order (0 writes, then the backups) and until when it
     /// holds it, unless a database read says otherwise first.
     pub(crate) lease: Option<Lease>,
-    pub(crate) counters: Counters,
 }
 
 /// The key of the node's hash tables, from its seed: unknown to anyone else, so that nobody can
