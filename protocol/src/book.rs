@@ -6,9 +6,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use foldhash::fast::FixedState;
-
 use crate::crypto::Address;
+use crate::held::Held;
 use crate::price::{PriceBody, PriceId};
 use crate::signatures::Signatures;
 use crate::stored::StoredIds;
@@ -77,23 +76,15 @@ impl Entry {
     }
 }
 
-#[expect(
-    clippy::disallowed_types,
-    reason = "looked up by id; walked in its own order only where no order can matter"
-)]
-type PriceTable = std::collections::HashMap<PriceId, Box<Entry>, FixedState>;
-
-/// In the order written: the table and the newest stored id, which every message reads, first.
+/// In the order written: the prices held, and the newest stored id, which every message reads,
+/// first.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct Book {
-    /// By id, for the lookups every message makes: a hash table finds an id in two cache lines,
-    /// where a walk down a tree of a hundred prices took six, all cold in a node woken among
-    /// thousands. Its hasher is keyed from the node's seed, so ids chosen to collide cannot be
-    /// computed by anyone else, and runs stay deterministic. A walk in order sorts first
+    /// By id, for the lookups every message makes (`Held`). A walk in order sorts first
     /// (`entries`): walks are rare (a heartbeat's, a new writer's, a snapshot's), and keeping the
-    /// order on every insert and removal cost more. Boxed: entries are large.
-    prices: PriceTable,
+    /// order on every insert and removal cost more.
+    prices: Held,
     /// Ids known to be stored, until they are too old to be accepted again.
     stored: StoredIds,
     /// Prices still collecting signatures, by origin.
@@ -106,21 +97,21 @@ impl Book {
     /// An empty book whose table hashes with `key` (from the node's seed).
     pub fn new(key: u64) -> Book {
         Book {
-            prices: PriceTable::with_hasher(FixedState::with_seed(key)),
+            prices: Held::new(key),
             ..Book::default()
         }
     }
 
     pub fn get(&self, id: PriceId) -> Option<&Entry> {
-        self.prices.get(&id).map(|entry| &**entry)
+        self.prices.get(id)
     }
 
     pub fn get_mut(&mut self, id: PriceId) -> Option<&mut Entry> {
-        self.prices.get_mut(&id).map(|entry| &mut **entry)
+        self.prices.get_mut(id)
     }
 
     pub fn holds(&self, id: PriceId) -> bool {
-        self.prices.contains_key(&id)
+        self.prices.contains(id)
     }
 
     pub fn len(&self) -> usize {
@@ -137,29 +128,26 @@ impl Book {
     /// first (the oldest prices are the ones waiting to be stored).
     pub fn oldest_ready(&self) -> Option<PriceId> {
         let mut ids: BinaryHeap<Reverse<PriceId>> =
-            self.prices.keys().copied().map(Reverse).collect();
+            self.prices.iter().map(|(id, _)| Reverse(id)).collect();
         std::iter::from_fn(|| ids.pop().map(|Reverse(id)| id))
-            .find(|id| self.prices[id].reached_quorum())
+            .find(|&id| self.prices.get(id).is_some_and(Entry::reached_quorum))
     }
 
     /// Every price held and its id, in ascending order of id.
     fn in_order(&self) -> Vec<(PriceId, &Entry)> {
-        let mut held: Vec<_> = (self.prices.iter()).map(|(&id, e)| (id, &**e)).collect();
+        let mut held: Vec<_> = self.prices.iter().collect();
         held.sort_unstable_by_key(|&(id, _)| id);
         held
     }
 
     /// The table hashed anew with `key`: a restored node's is known once its seed is read.
     pub fn rekey(&mut self, key: u64) {
-        let mut prices =
-            PriceTable::with_capacity_and_hasher(self.prices.len(), FixedState::with_seed(key));
-        prices.extend(self.prices.drain());
-        self.prices = prices;
+        self.prices.rekey(key);
     }
 
     /// In no particular order, for a use no order can change.
     pub fn entries_unordered(&self) -> impl Iterator<Item = &Entry> {
-        self.prices.values().map(|entry| &**entry)
+        self.prices.iter().map(|(_, entry)| entry)
     }
 
     /// Prices of `origin` still collecting signatures.
@@ -180,7 +168,7 @@ impl Book {
     }
 
     pub fn set_phase(&mut self, id: PriceId, phase: Phase) {
-        let Some(entry) = self.prices.get_mut(&id) else {
+        let Some(entry) = self.prices.get_mut(id) else {
             return;
         };
         let (was, origin) = (entry.phase, entry.origin);
@@ -194,7 +182,7 @@ impl Book {
 
     /// Forgets a price, and its timers with it (the caller tells the node's `Timers`).
     pub fn remove(&mut self, id: PriceId) -> Option<Entry> {
-        let entry = self.prices.remove(&id)?;
+        let entry = self.prices.remove(id)?;
         if entry.phase == Phase::Collecting {
             self.leave_collecting(entry.origin);
         }

@@ -17,6 +17,7 @@ pub mod crypto;
 mod drive;
 mod election;
 pub mod gossip;
+mod held;
 #[cfg(feature = "arbitrary")]
 pub mod hostile;
 pub mod io;

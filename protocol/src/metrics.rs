@@ -251,6 +251,11 @@ mod tests {
         assert_eq!(counters.ignored.get(Ignored::Stale), 0);
         let listed: Vec<_> = counters.ignored.iter().collect();
         assert_eq!(listed, [(Ignored::Duplicate, 1), (Ignored::Full, 2)]);
-        assert!(Ignored::ALL.iter().enumerate().all(|(i, &why)| why as usize == i));
+        assert!(
+            Ignored::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, &why)| why as usize == i)
+        );
     }
 }
