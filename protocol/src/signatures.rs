@@ -68,8 +68,17 @@ impl Signatures {
         self.0.iter().map(|(signer, _)| signer)
     }
 
+    /// Where `signer` is, or would go. A price holds a handful of signatures, cold in memory:
+    /// a scan from the front reads them in order, which the hardware fetches ahead, where a
+    /// binary search jumped between lines.
     fn position(&self, signer: &Address) -> Result<usize, usize> {
-        self.0.binary_search_by(|(held, _)| held.cmp(signer))
+        let at = (self.0.iter())
+            .position(|(held, _)| held >= signer)
+            .unwrap_or(self.0.len());
+        match self.0.get(at) {
+            Some((held, _)) if held == signer => Ok(at),
+            _ => Err(at),
+        }
     }
 }
 
