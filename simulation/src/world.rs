@@ -111,8 +111,10 @@ type Recovery = ([u8; 32], [u8; 65]);
 pub struct SharedRecovery {
     memo: Mutex<HashedMap<Recovery, Option<Address>>>,
     /// By the whole input: unlike digests and signatures, inputs are not hash outputs (a price's
-    /// signed bytes all begin alike), so `HashedMap`'s first-words hashing would not do.
-    hashes: Mutex<HashMap<Box<[u8]>, [u8; 32]>>,
+    /// signed bytes all begin alike), so `HashedMap`'s first-words hashing would not do. Hashed
+    /// with foldhash, not SipHash: every node asks it twice per price (its signed bytes and its
+    /// ring position), and nobody outside the run chooses these inputs.
+    hashes: Mutex<HashMap<Box<[u8]>, [u8; 32], foldhash::fast::FixedState>>,
 }
 
 impl SignatureCheck for SharedRecovery {
