@@ -76,8 +76,8 @@ impl Entry {
     }
 }
 
-/// In the order written: the prices held, and the newest stored id, which every message reads,
-/// first.
+/// In the order written: the prices held, which every message asks, first; then the ids stored,
+/// which every first copy of a price asks.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct Book {

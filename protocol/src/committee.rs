@@ -10,17 +10,18 @@ use crate::price::PriceId;
 
 #[expect(
     clippy::disallowed_types,
-    reason = "looked up by address only; nothing walks it, so its order cannot matter"
+    reason = "looked up by address only; nothing reads its order"
 )]
 type Positions = std::collections::HashMap<Address, u64, FixedState>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Committee {
     ring: Vec<(u64, Address)>,
-    /// Each member's position, so a lookup costs no keccak. A hash table: every message asks it
-    /// whether each signer is allowed, and a B-tree of thousands of addresses compared a dozen
-    /// of them per question. Keyed: in an open network, members are whoever signs, and an
-    /// address is cheap to grind, so nobody must be able to compute which ones collide.
+    /// Each member's position, so a lookup costs no keccak. A hash table: under an allowlist every
+    /// message asks it whether each signer is allowed, and a B-tree of thousands of addresses
+    /// compared a dozen of them per question. Keyed: in an open network, members are whoever
+    /// signs, and an address is cheap to grind, so nobody must be able to compute which ones
+    /// collide.
     positions: Positions,
 }
 

@@ -23,7 +23,8 @@ impl Signers {
     /// Only `members` may sign.
     pub fn allowlist(members: impl IntoIterator<Item = Address>) -> Signers {
         let set: BTreeSet<Address> = members.into_iter().collect();
-        // The operator chose every member: there is nothing to grind, so any key will do.
+        // The operator chose every member and the table never changes, so nobody can lengthen its
+        // chains: any key will do, even one everybody knows.
         let ring = Arc::new(Committee::new(0, set.iter().copied()));
         Signers::Allowlist(Allowlist(Arc::new((set, ring))))
     }

@@ -11,8 +11,7 @@ use foldhash::fast::FixedState;
 use crate::book::Entry;
 use crate::price::PriceId;
 
-/// How many of the newest prices have slots: measured, two beat one, four and eight (their ids
-/// and entries share a line with the table's header).
+/// How many of the newest prices have slots: measured, two beat one, four and eight.
 const SLOTS: usize = 2;
 
 #[expect(
@@ -70,9 +69,10 @@ impl Held {
         self.slots.iter().flatten().count() + self.table.len()
     }
 
-    /// Holds a price not held, in a slot.
+    /// Holds a price, in a slot, in place of any held under its id, as a map would (the book
+    /// never inserts an id it holds, and asserts so).
     pub fn insert(&mut self, id: PriceId, entry: Box<Entry>) {
-        debug_assert!(!self.contains(id), "{id} is held already");
+        self.remove(id);
         let slot = self.next;
         self.next = (slot + 1) % SLOTS;
         if let Some(oldest) = self.slots[slot].replace(entry) {
@@ -159,5 +159,38 @@ mod tests {
             ids.iter()
                 .all(|&id| held.contains(id) != removed.contains(&id))
         );
+    }
+
+    /// An id held again replaces what it held, in a slot or in the table, and is held once.
+    #[test]
+    fn an_id_held_again_is_replaced_not_held_twice() {
+        let keys = keys(1);
+        let mut held = Held::new(5);
+        let ids: Vec<PriceId> = (0..SLOTS as u64 + 1)
+            .map(|i| {
+                let body = body(&keys[0], 1_000 + i, 1);
+                held.insert(
+                    body.id,
+                    Box::new(Entry::new(body, [0; 32], keys[0].address(), i)),
+                );
+                body.id
+            })
+            .collect();
+        // The first is in the table by now, the last in a slot.
+        for id in [ids[0], ids[SLOTS]] {
+            let body = held.get(id).unwrap().body;
+            held.insert(
+                id,
+                Box::new(Entry::new(body, [9; 32], keys[0].address(), 0)),
+            );
+            assert_eq!(held.len(), ids.len());
+            assert_eq!(held.iter().filter(|&(i, _)| i == id).count(), 1);
+            assert_eq!(held.remove(id).map(|e| e.digest), Some([9; 32]));
+            assert!(!held.contains(id));
+            held.insert(
+                id,
+                Box::new(Entry::new(body, [0; 32], keys[0].address(), 0)),
+            );
+        }
     }
 }

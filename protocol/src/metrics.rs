@@ -127,7 +127,7 @@ pub struct IgnoredCounts([u64; Ignored::ALL.len()]);
 
 impl IgnoredCounts {
     pub fn get(&self, why: Ignored) -> u64 {
-        self.0[why as usize]
+        self.0.get(why as usize).copied().unwrap_or(0)
     }
 
     /// The reasons counted at least once, with their counts, in the order of the enum.
@@ -138,8 +138,12 @@ impl IgnoredCounts {
             .filter(|&(_, n)| n > 0)
     }
 
+    /// A reason left out of [`Ignored::ALL`] is not counted, rather than panic on a peer's
+    /// message (the tests hold `ALL` to every reason).
     fn add(&mut self, why: Ignored) {
-        self.0[why as usize] += 1;
+        if let Some(count) = self.0.get_mut(why as usize) {
+            *count += 1;
+        }
     }
 }
 
@@ -256,6 +260,28 @@ mod tests {
                 .iter()
                 .enumerate()
                 .all(|(i, &why)| why as usize == i)
+        );
+    }
+
+    /// A reason added to `Ignored` stops this match compiling until it is given its place here,
+    /// and then `ALL` must hold it in that place.
+    #[test]
+    fn all_lists_every_reason_in_its_place() {
+        let place = |why: Ignored| match why {
+            Ignored::Duplicate => 0,
+            Ignored::AlreadyReady => 1,
+            Ignored::AlreadyStored => 2,
+            Ignored::Stale => 3,
+            Ignored::Equivocation => 4,
+            Ignored::OriginLimit => 5,
+            Ignored::Full => 6,
+        };
+        assert_eq!(Ignored::ALL.len(), 7);
+        assert!(
+            Ignored::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, &why)| place(why) == i)
         );
     }
 }

@@ -100,15 +100,16 @@ impl Node {
         let config = config.into();
         config.validate()?;
         let mut rng = Box::new(ChaCha8Rng::seed_from_u64(seed));
+        let key = table_key(&rng);
         let committee = match &config.signers {
             Signers::Allowlist(list) if !list.contains(&me) => {
                 return Err(ConfigError::NotAllowlisted(me));
             }
             Signers::Allowlist(list) => list.ring(),
-            Signers::Open => Arc::new(Committee::new(table_key(&rng), [me])),
+            Signers::Open => Arc::new(Committee::new(key, [me])),
         };
         let mut node = Node {
-            book: Book::new(table_key(&rng)),
+            book: Book::new(key),
             network_id: config.network_id(),
             me,
             check: Arc::new(Recover),

@@ -486,7 +486,6 @@ pub fn check(
     (report, violations)
 }
 
-/// When a staged fault's recovery is measured from: the writer's death, or the heal.
 /// A count by static name, as the report spells it.
 fn by_name(counts: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
     counts
@@ -495,6 +494,7 @@ fn by_name(counts: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// When a staged fault's recovery is measured from: the writer's death, or the heal.
 fn staged_moment(scenario: &Scenario, world: &World) -> Option<u64> {
     match scenario.params.fixed.staged? {
         Staged::WriterCrash => world.writer_crashed_at,
