@@ -40,6 +40,12 @@ impl Allowlist {
     pub(crate) fn ring(&self) -> Arc<Committee> {
         self.0.1.clone()
     }
+
+    /// Whether `signer` may sign: asked of the ring's hash table, not of the set behind `Deref`,
+    /// as every message asks it for each signer.
+    pub fn contains(&self, signer: &Address) -> bool {
+        self.0.1.contains(*signer)
+    }
 }
 
 impl std::ops::Deref for Allowlist {
@@ -272,7 +278,7 @@ impl Config {
     pub fn allows(&self, signer: Address) -> bool {
         match &self.signers {
             Signers::Open => true,
-            Signers::Allowlist(list) => list.0.1.contains(signer),
+            Signers::Allowlist(list) => list.contains(&signer),
         }
     }
 }
