@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::audit::{Flaw, fits};
 use crate::book::Phase;
 use crate::config::Signers;
@@ -26,7 +28,8 @@ struct Screened {
 /// What the signatures of a message hold that this node does not: the ones verified (in the order
 /// checked, the origin's first) and whether checking stopped at an invalid one.
 struct Checked {
-    new: Vec<(Address, Signature)>,
+    /// In place: a handful at most, and one list per message received.
+    new: SmallVec<[(Address, Signature); 4]>,
     forged: bool,
 }
 
@@ -174,7 +177,7 @@ impl Node {
             .into_iter()
             .chain(signatures.iter().filter(|(s, _)| **s != origin));
         let mut checked = Checked {
-            new: Vec::new(),
+            new: SmallVec::new(),
             forged: false,
         };
         for (signer, signature) in origin_first.filter_map(unheld) {
