@@ -180,14 +180,15 @@ impl Book {
         }
     }
 
-    /// Forgets a price, and its timers with it (the caller tells the node's `Timers`).
-    pub fn remove(&mut self, id: PriceId) -> Option<Entry> {
+    /// Forgets a price, and its timers with it (the caller tells the node's `Timers`). The entry
+    /// stays in its box: moved out, its signatures held in place would be copied.
+    pub fn remove(&mut self, id: PriceId) -> Option<Box<Entry>> {
         let entry = self.prices.remove(id)?;
         if entry.phase == Phase::Collecting {
             self.leave_collecting(entry.origin);
         }
         self.awaiting_reference.remove(&id);
-        Some(*entry)
+        Some(entry)
     }
 
     fn leave_collecting(&mut self, origin: Address) {

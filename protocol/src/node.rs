@@ -700,7 +700,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn remove(&mut self, id: PriceId) -> Option<Entry> {
+    pub(crate) fn remove(&mut self, id: PriceId) -> Option<Box<Entry>> {
         let entry = self.book.remove(id)?;
         self.timers.forget(&self.book, &entry);
         Some(entry)

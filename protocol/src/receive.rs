@@ -17,9 +17,8 @@ use crate::price::PriceId;
 use crate::timers::Timer;
 use crate::wire::Message;
 
-/// A message that passed every check that needs no signature.
+/// What a message that passed every check that needs no signature is found to be.
 struct Screened {
-    message: Message,
     origin: Address,
     /// Milliseconds since the price was observed, by this node's clock.
     age_ms: u64,
@@ -35,11 +34,12 @@ struct Checked {
 
 impl Node {
     pub(crate) fn receive(&mut self, bytes: &[u8]) -> Verdict {
-        let Screened {
-            message,
-            origin,
-            age_ms,
-        } = match self.screen(bytes) {
+        let message = match Message::decode(bytes) {
+            Ok(message) => message,
+            Err(error) => return Verdict::Reject(Misbehaviour::Malformed(error)),
+        };
+        // Screened in place: a decoded message holds its signatures, and is not moved.
+        let Screened { origin, age_ms } = match self.screen(&message) {
             Ok(screened) => screened,
             Err(verdict) => return verdict,
         };
@@ -117,10 +117,9 @@ impl Node {
         Verdict::Accept
     }
 
-    /// Every check that needs no signature, cheapest first.
-    fn screen(&self, bytes: &[u8]) -> Result<Screened, Verdict> {
+    /// Every check that needs no signature, cheapest first (after decoding).
+    fn screen(&self, message: &Message) -> Result<Screened, Verdict> {
         use Misbehaviour::*;
-        let message = Message::decode(bytes).map_err(|error| Verdict::Reject(Malformed(error)))?;
         let body = message.body;
         let signers = message.signatures();
         if message.network_id != self.network_id {
@@ -155,11 +154,7 @@ impl Node {
         {
             return Err(Verdict::Ignore(Ignored::Stale));
         }
-        Ok(Screened {
-            message,
-            origin,
-            age_ms,
-        })
+        Ok(Screened { origin, age_ms })
     }
 
     /// Checks every signature this node does not hold byte for byte, the origin's first, and stops
