@@ -338,9 +338,9 @@ mod tests {
     }
 
     /// Every node holds every price it sees until it is stored, and each message it handles
-    /// touches its entry and the signatures held in it: with four of them in place an entry fills
-    /// one of mimalloc's 640-byte blocks, ten cache lines; one more byte and it takes a 768-byte
-    /// block.
+    /// touches its entry and the signatures held in it: with room for four in place an entry (592
+    /// bytes) fits one of mimalloc's 640-byte blocks, ten cache lines; past 640 bytes it would take
+    /// a 768-byte block.
     #[test]
     fn an_entry_fits_ten_cache_lines() {
         assert!(std::mem::size_of::<Entry>() <= 640);

@@ -27,7 +27,7 @@ struct Screened {
 /// What the signatures of a message hold that this node does not: the ones verified (in the order
 /// checked, the origin's first) and whether checking stopped at an invalid one.
 struct Checked {
-    /// In place: a handful at most, and one list per message received.
+    /// In place up to four (beyond, on the heap): one list per message received.
     new: SmallVec<[(Address, Signature); 4]>,
     forged: bool,
 }
@@ -38,7 +38,7 @@ impl Node {
             Ok(message) => message,
             Err(error) => return Verdict::Reject(Misbehaviour::Malformed(error)),
         };
-        // Screened in place: a decoded message holds its signatures, and is not moved.
+        // Screened by reference: a decoded message holds its signatures, and is not passed back.
         let Screened { origin, age_ms } = match self.screen(&message) {
             Ok(screened) => screened,
             Err(verdict) => return verdict,

@@ -3,10 +3,10 @@
 //! A price carries a handful of signatures (the quorum and a spare, at most
 //! [`MAX_SIGNATURES`](crate::MAX_SIGNATURES) on the wire), and every node holds every price it
 //! sees until it is stored: a B-tree spent a kilobyte-sized leaf on each, a sorted vector spends
-//! what the signatures take. The first four are held in place, in the entry or message that owns
-//! them: every message a node receives is first compared with the signatures it holds, and those
-//! then sit on the lines after the price's entry, where a vector's were behind one more pointer
-//! (and one more allocation per price held and per message decoded).
+//! what the signatures take, and room for four in place. The first four are held in the entry or
+//! message that owns them: every message a node receives is first compared with the signatures it
+//! holds, and those sit in the price's entry, on the lines after its body, where a vector's were
+//! behind one more pointer (and one more allocation per price held and per message decoded).
 
 use smallvec::SmallVec;
 

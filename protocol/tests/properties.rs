@@ -47,6 +47,27 @@ proptest! {
         let message = Message::new(network, body, signatures).unwrap();
         prop_assert_eq!(Message::decode(&message.encode()), Ok(message));
     }
+
+    /// Signatures answer as a map does, however many (four are held in place, the rest spill).
+    #[test]
+    fn signatures_behave_as_a_map(
+        inserts in proptest::collection::vec((0u8..24, any::<u8>()), 0..40),
+        asked in proptest::collection::vec(0u8..24, 0..8),
+    ) {
+        let mut signatures = Signatures::new();
+        let mut map = std::collections::BTreeMap::new();
+        for (signer, byte) in inserts {
+            let (signer, signature) = (Address([signer; 20]), Signature([byte; 65]));
+            prop_assert_eq!(signatures.insert(signer, signature), map.insert(signer, signature));
+        }
+        prop_assert_eq!(signatures.len(), map.len());
+        prop_assert!(signatures.iter().eq(map.iter()));
+        for signer in asked.into_iter().map(|byte| Address([byte; 20])) {
+            prop_assert_eq!(signatures.get(&signer), map.get(&signer));
+            prop_assert_eq!(signatures.get_mut(&signer), map.get_mut(&signer));
+            prop_assert_eq!(signatures.contains_key(&signer), map.contains_key(&signer));
+        }
+    }
 }
 
 proptest! {
