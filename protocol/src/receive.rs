@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use smallvec::SmallVec;
-
 use crate::audit::{Flaw, fits};
 use crate::book::Phase;
 use crate::config::Signers;
@@ -14,6 +12,7 @@ use crate::io::{Broadcast, Verdict};
 use crate::metrics::{Ignored, Misbehaviour};
 use crate::node::{MAX_OPEN_MEMBERS, Node};
 use crate::price::PriceId;
+use crate::signatures::Pairs;
 use crate::timers::Timer;
 use crate::wire::Message;
 
@@ -28,7 +27,7 @@ struct Screened {
 /// checked, the origin's first) and whether checking stopped at an invalid one.
 struct Checked {
     /// In place up to four (beyond, on the heap): one list per message received.
-    new: SmallVec<[(Address, Signature); 4]>,
+    new: Pairs,
     forged: bool,
 }
 
@@ -172,7 +171,7 @@ impl Node {
             .into_iter()
             .chain(signatures.iter().filter(|(s, _)| **s != origin));
         let mut checked = Checked {
-            new: SmallVec::new(),
+            new: Pairs::new(),
             forged: false,
         };
         for (signer, signature) in origin_first.filter_map(unheld) {

@@ -12,9 +12,12 @@ use smallvec::SmallVec;
 
 use crate::crypto::{Address, Signature};
 
+/// Signer and signature pairs, the first four held in place (a price's quorum and a spare).
+pub(crate) type Pairs = SmallVec<[(Address, Signature); 4]>;
+
 /// Signatures by signer, in ascending order of signer (the wire's order).
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Signatures(SmallVec<[(Address, Signature); 4]>);
+pub struct Signatures(Pairs);
 
 impl Signatures {
     pub fn new() -> Signatures {
