@@ -1,17 +1,19 @@
-//! The run's one clock: every happening still to come (a node waking, an answer reaching a node, a
-//! request reaching the database, the supervisor's tick) is a job at a simulated millisecond. Jobs
-//! run in time order; within a millisecond, answers, requests and ticks first, in the order they
-//! were scheduled, then the nodes' wakes in the order of the nodes. So one seed gives one order,
-//! and a wake that finds nothing due changes nothing: how often a node is woken is not part of the
-//! run. Nothing runs between jobs and no job waits on another.
+//! The run's one clock: every happening still to come (a node waking, a gossip copy or an answer
+//! reaching a node, a request reaching the database, the supervisor's tick) is a job at a simulated
+//! millisecond. Jobs run in time order; within a millisecond, answers, requests and ticks first, in
+//! the order they were scheduled, then the nodes' wakes in the order of the nodes: a node is woken
+//! at every millisecond a copy arrives at it, and takes them in the order they were sent. So one
+//! seed gives one order, and a wake that finds nothing due changes nothing: how often a node is
+//! woken is not part of the run. Nothing runs between jobs and no job waits on another.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use protocol::Event;
 
+use crate::calendar::Calendar;
 use crate::database::Database;
-use crate::wakes::Wakes;
+use crate::network::Arrival;
 
 /// Something that happens at a moment. Small, as the queue moves its entries on every push and
 /// pop: what is large rides in a box.
@@ -49,12 +51,16 @@ pub struct Call {
     pub is_write: bool,
 }
 
-/// Jobs other than wakes by (time, order of scheduling); wakes by (time, node).
+/// Jobs other than wakes by (time, order of scheduling); wakes by (time, node); copies on their
+/// way by (time, receiver, token).
 #[derive(Default)]
 pub struct Agenda {
     queue: BinaryHeap<Reverse<(u64, u64, Unordered<Job>)>>,
     scheduled: u64,
-    wakes: Wakes,
+    wakes: Calendar<usize>,
+    /// Kept here, not by receiver: a send appends to its millisecond's bucket without touching
+    /// the receiver's state, and a millisecond's arrivals at one node lie side by side.
+    arrivals: Calendar<Arrival>,
     /// Each node's next scheduled wake (u64::MAX: none); earlier wakes replace later ones, and a
     /// replaced wake is skipped when its time comes.
     wake_at: Vec<u64>,
@@ -96,27 +102,57 @@ impl Agenda {
         self.wake_at[node] = u64::MAX;
     }
 
+    /// A copy reaches its receiver at `at`, which is woken then.
+    pub fn deliver(&mut self, at: u64, arrival: Arrival) {
+        self.arrivals.push(at, arrival);
+    }
+
+    /// The next copy reaching `node` at `now`, in the order they were sent. A node woken takes
+    /// every one (a stopped node's are dropped), or the agenda would wake it for them again.
+    pub fn arrival(&mut self, now: u64, node: usize) -> Option<Arrival> {
+        match self.arrivals.peek() {
+            Some((at, arrival)) if at == now && arrival.to == node => {
+                self.arrivals.pop().map(|(_, arrival)| arrival)
+            }
+            _ => None,
+        }
+    }
+
     /// The next job due, and its time; wakes that were replaced are skipped.
     pub fn next(&mut self) -> Option<(u64, Job)> {
         loop {
             let job_at = self.queue.peek().map(|Reverse((at, ..))| *at);
-            let wake_at = self.wakes.peek().map(|(at, _)| at);
-            if job_at.is_some_and(|job_at| wake_at.is_none_or(|wake_at| job_at <= wake_at)) {
+            let wake = self.wakes.peek().map(|(at, &node)| (at, node));
+            let arrival = self.arrivals.peek().map(|(at, arrival)| (at, arrival.to));
+            let first = match (wake, arrival) {
+                (Some(wake), Some(arrival)) => Some(wake.min(arrival)),
+                (wake, arrival) => wake.or(arrival),
+            };
+            if job_at.is_some_and(|job_at| first.is_none_or(|(at, _)| job_at <= at)) {
                 let Reverse((at, _, Unordered(job))) = self.queue.pop()?;
-                self.wakes.advance(at);
+                self.advance(at);
                 return Some((at, job));
             }
-            let (at, node) = self.wakes.pop()?;
-            self.wakes.advance(at);
-            if self.latest_queued[node] == Some(at) {
-                // The queue is in time order: nothing of this node's is left in it.
-                self.latest_queued[node] = None;
+            let (at, node) = first?;
+            self.advance(at);
+            if wake == first {
+                self.wakes.pop();
+                if self.latest_queued[node] == Some(at) {
+                    // The queue is in time order: nothing of this node's is left in it.
+                    self.latest_queued[node] = None;
+                }
             }
-            if self.wake_at[node] == at {
+            if self.wake_at[node] == at || arrival == first {
+                // Woken, the node asks again for a wake at its next deadline.
                 self.wake_at[node] = u64::MAX;
                 return Some((at, Job::Wake { node }));
             }
         }
+    }
+
+    fn advance(&mut self, now: u64) {
+        self.wakes.advance(now);
+        self.arrivals.advance(now);
     }
 }
 

@@ -132,17 +132,16 @@ impl Driver {
         Some(self.clock.mono_at(at))
     }
 
-    /// Asks the agenda to wake the node at the earliest of: its deadline, its next arrival, its
-    /// adversary's next move (now, if one is past).
+    /// Asks the agenda to wake the node at the earliest of: its deadline, its adversary's next
+    /// move (now, if one is past). The agenda wakes it for arrivals.
     fn wake_when_due(&self, now: u64) {
         let deadline = self.deadline();
-        let arrival = self.io.shared.world().fabric.next_arrival(self.io.index);
         let unprompted = self
             .io
             .adversary
             .as_ref()
             .and_then(|adversary| adversary.next_unprompted());
-        let at = [deadline, arrival, unprompted]
+        let at = [deadline, unprompted]
             .into_iter()
             .flatten()
             .min()
@@ -171,12 +170,10 @@ impl Driver {
             self.feed(now, event);
         }
         loop {
-            let arrival = self
-                .io
-                .shared
-                .world()
-                .fabric
-                .take_arrival(now, self.io.index);
+            let arrival = {
+                let world = &mut *self.io.shared.world();
+                (world.fabric).take_arrival(&mut world.agenda, now, self.io.index)
+            };
             let Some(arrival) = arrival else { break };
             let message = MessageRef {
                 token: arrival.token,

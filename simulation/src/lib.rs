@@ -6,6 +6,7 @@
 
 mod agenda;
 mod byzantine;
+pub mod calendar;
 pub mod check;
 mod database;
 mod dice;
@@ -17,7 +18,6 @@ mod observe;
 mod recording;
 pub mod results;
 pub mod scenario;
-mod wakes;
 mod world;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -129,11 +129,11 @@ fn supervise(shared: &Rc<Shared>) {
         }
         shared.advance(now);
         match job {
-            Job::Wake { node } => {
-                if let Some(driver) = &mut nodes[node] {
-                    driver.wake(now);
-                }
-            }
+            Job::Wake { node } => match &mut nodes[node] {
+                Some(driver) => driver.wake(now),
+                // Copies still on their way to a stopped process are lost with it.
+                None => while shared.world().agenda.arrival(now, node).is_some() {},
+            },
             Job::Answer {
                 node,
                 incarnation,

@@ -5,14 +5,14 @@
 //! out of publications, graylisted, and forgiven as the penalty decays.
 
 use std::cell::Cell;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use protocol::Verdict;
 use protocol::gossip::{GRAYLIST_THRESHOLD, PRUNE_BACKOFF_MS, PUBLISH_THRESHOLD, Penalty};
 
-use crate::agenda::{Agenda, Unordered};
+use crate::agenda::Agenda;
 use crate::dice::Dice;
 use crate::hashed::HashedMap;
 use crate::scenario::Network as Settings;
@@ -47,21 +47,45 @@ impl std::fmt::Debug for SeenBy {
     }
 }
 
-/// A copy on its way: (due at, token, from, the packet), ordered by time, then token.
-type Delivery = (u64, u64, usize, Unordered<Rc<Packet>>);
-
-/// A delivery due at a node: from whom, and the copy's token for the verdict.
+/// A copy on its way to a node, in the agenda's calendar of arrivals: ordered by receiver, then
+/// token (a millisecond's arrivals at one node in the order they were sent).
 #[derive(Debug)]
 pub struct Arrival {
-    pub from: usize,
+    pub to: usize,
+    /// The copy's token, for the verdict: unique in the run.
     pub token: u64,
+    pub from: usize,
+    /// The receiver's `sessions` count when it was sent: a copy on its way to a process that
+    /// has stopped since is lost with it.
+    session: u32,
     pub packet: Rc<Packet>,
+}
+
+impl Arrival {
+    fn key(&self) -> (usize, u64) {
+        (self.to, self.token)
+    }
+}
+
+impl PartialEq for Arrival {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Arrival {}
+impl PartialOrd for Arrival {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Arrival {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 #[derive(Default)]
 struct Peer {
-    /// Arrivals by due time (min-heap via Reverse).
-    inbox: BinaryHeap<Reverse<Delivery>>,
     /// Delivered copies awaiting the node's verdict, with their tokens: rarely more than one (the
     /// node judges each copy as it is fed), so a vector, not a map that allocates per delivery.
     pending: Vec<(u64, usize, Rc<Packet>)>,
@@ -98,6 +122,8 @@ pub struct Fabric {
     /// When ids nobody remembers are next dropped from `seen_by`.
     next_sweep_at: u64,
     up: Vec<bool>,
+    /// How often each node's process started or stopped.
+    sessions: Vec<u32>,
     /// Counts every change of which links are open (a process starting or stopping, a partition,
     /// a heal): while it stays, every node's count of reachable peers does too.
     pub links_changed: u64,
@@ -152,6 +178,7 @@ impl Fabric {
             seen_by: HashedMap::default(),
             next_sweep_at: 0,
             up: vec![false; nodes],
+            sessions: vec![0; nodes],
             links_changed: 0,
             penalises: vec![false; nodes],
             side: vec![0; nodes],
@@ -184,7 +211,9 @@ impl Fabric {
         self.up[node] = up;
         self.links_changed += 1;
         self.penalises[node] = false;
-        // Volatile state goes with the process: two generations on, nothing is remembered.
+        // Volatile state goes with the process: what was on its way to it is lost, and two
+        // generations on, nothing is remembered.
+        self.sessions[node] += 1;
         self.peers[node] = Peer::default();
         for seen in self.seen_by.values() {
             let mark = &seen.by_node[node];
@@ -398,9 +427,14 @@ impl Fabric {
             if self.arrives_after_another_copy(now, to, packet, at) {
                 continue;
             }
-            let entry = (at, self.sequence, from, Unordered(packet.clone()));
-            self.peers[to].inbox.push(Reverse(entry));
-            agenda.wake(to, at);
+            let arrival = Arrival {
+                to,
+                token: self.sequence,
+                from,
+                session: self.sessions[to],
+                packet: packet.clone(),
+            };
+            agenda.deliver(at, arrival);
         }
     }
 
@@ -434,30 +468,22 @@ impl Fabric {
         (self.settings.seen_for_ms / 2).max(1)
     }
 
-    /// When the next arrival at `node` is due.
-    pub fn next_arrival(&self, node: usize) -> Option<u64> {
-        self.peers[node].inbox.peek().map(|r| r.0.0)
-    }
-
-    /// The next arrival due by `now` that the node has not seen, registered for its verdict.
-    pub fn take_arrival(&mut self, now: u64, node: usize) -> Option<Arrival> {
+    /// The next copy arriving at `node` at `now` that the node has not seen, registered for its
+    /// verdict.
+    pub fn take_arrival(&mut self, agenda: &mut Agenda, now: u64, node: usize) -> Option<Arrival> {
         loop {
-            let peer = &mut self.peers[node];
-            if peer.inbox.peek().is_none_or(|r| r.0.0 > now) {
-                return None;
+            let arrival = agenda.arrival(now, node)?;
+            if arrival.session != self.sessions[node] {
+                continue;
             }
-            let Reverse((_, token, from, Unordered(packet))) = peer.inbox.pop()?;
-            if self.has_seen(now, node, &packet) {
+            if self.has_seen(now, node, &arrival.packet) {
                 self.rotate_seen(now, node);
                 continue;
             }
-            self.mark_seen(now, node, &packet);
-            self.peers[node].pending.push((token, from, packet.clone()));
-            return Some(Arrival {
-                from,
-                token,
-                packet,
-            });
+            self.mark_seen(now, node, &arrival.packet);
+            let pending = (arrival.token, arrival.from, arrival.packet.clone());
+            self.peers[node].pending.push(pending);
+            return Some(arrival);
         }
     }
 

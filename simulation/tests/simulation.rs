@@ -441,6 +441,56 @@ mod cli {
         }
     }
 
+    /// Feeds one seeded sequence of pushes, pops and advances, as the agenda makes them, to the
+    /// calendar and to a min-heap, and compares every answer: items at the floor after its bucket
+    /// was sorted, within the calendar's span and past it.
+    fn calendar_agrees_with_a_heap(seed: u64) -> Result<(), String> {
+        use rand_chacha::ChaCha8Rng;
+        use rand_core::{Rng, SeedableRng};
+        use simulation::calendar::Calendar;
+        use std::cmp::Reverse;
+
+        let mut dice = ChaCha8Rng::seed_from_u64(seed);
+        let mut calendar = Calendar::<u64>::default();
+        let mut heap = std::collections::BinaryHeap::new();
+        let mut floor = 0;
+        for step in 0..200_000 {
+            let roll = dice.next_u64() % 100;
+            let ahead = match dice.next_u64() % 4 {
+                0 => 0,
+                1 => dice.next_u64() % 50,
+                2 => dice.next_u64() % 2_000,
+                _ => dice.next_u64() % 10_000,
+            };
+            if roll < 48 {
+                let item = dice.next_u64() % 40;
+                calendar.push(floor + ahead, item);
+                heap.push(Reverse((floor + ahead, item)));
+            } else if roll < 96 {
+                let (got, expected) = (calendar.pop(), heap.pop().map(|Reverse(first)| first));
+                if got != expected {
+                    return Err(format!("step {step}: popped {got:?}, not {expected:?}"));
+                }
+                if let Some((at, _)) = got {
+                    floor = at;
+                    calendar.advance(at);
+                }
+            } else if roll < 98 {
+                let got = calendar.peek().map(|(at, &item)| (at, item));
+                let expected = heap.peek().map(|&Reverse(first)| first);
+                if got != expected {
+                    return Err(format!("step {step}: peeked {got:?}, not {expected:?}"));
+                }
+            } else {
+                // Another job's time: no later than anything held.
+                let to = heap.peek().map_or(floor + ahead, |Reverse((at, _))| *at);
+                floor = to.min(floor + ahead);
+                calendar.advance(floor);
+            }
+        }
+        Ok(())
+    }
+
     /// What CI runs. Each part says what it shows.
     fn sweep() -> i32 {
         let mut reports = Vec::new();
@@ -501,6 +551,12 @@ mod cli {
                 restless.replay_command()
             );
             failed.push(restless.replay_command());
+        }
+
+        // The calendar that orders the nodes' wakes and arrivals gives what a min-heap gives.
+        if let Err(why) = calendar_agrees_with_a_heap(7) {
+            eprintln!("FAILED: the calendar and a heap disagree: {why}");
+            failed.push("the calendar check (tests/simulation.rs)".into());
         }
 
         // On every core: one large network first (it takes longest), the small networks and the
