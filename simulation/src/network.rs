@@ -84,11 +84,9 @@ impl Ord for Arrival {
     }
 }
 
+/// What one node knows of its peers' conduct.
 #[derive(Default)]
 struct Peer {
-    /// Delivered copies awaiting the node's verdict, with their tokens: rarely more than one (the
-    /// node judges each copy as it is fed), so a vector, not a map that allocates per delivery.
-    pending: Vec<(u64, usize, Rc<Packet>)>,
     /// This node's invalid-message penalty of each peer that sent it one.
     penalties: BTreeMap<usize, Penalty>,
     /// Peers pruned from this node's mesh, and until when at least (the backoff).
@@ -110,8 +108,11 @@ pub struct Traffic {
 pub struct Fabric {
     settings: Settings,
     dice: Dice,
-    mesh: Vec<Vec<usize>>,
+    mesh: Mesh,
     peers: Vec<Peer>,
+    /// Delivered copies awaiting their receiver's verdict: (token, receiver, sender, packet). A
+    /// node judges each copy as it is fed, so this rarely holds more than one.
+    awaiting_verdict: Vec<(u64, usize, usize, Rc<Packet>)>,
     /// Each node's duplicate cache, in two generations rotated every half `seen_for_ms`: an id
     /// marked in generation g is remembered while the node's generation is g or g + 1, so for
     /// between half and all of `seen_for_ms`.
@@ -127,9 +128,9 @@ pub struct Fabric {
     /// Counts every change of which links are open (a process starting or stopping, a partition,
     /// a heal): while it stays, every node's count of reachable peers does too.
     pub links_changed: u64,
-    /// Whether each node holds a penalty of any peer: most never do, and a send asks about the
-    /// receiver's penalty of the sender without touching the receiver's state then.
-    penalises: Vec<bool>,
+    /// Whether each node holds a penalty or a prune backoff of any peer (its `Peer` is not
+    /// empty): most never do, and a send asks about both ends' without touching their state then.
+    judges_peers: Vec<bool>,
     /// Partition side of each node (0 or 1) and whether only 1 → 0 is cut.
     side: Vec<u8>,
     partitioned: bool,
@@ -171,8 +172,9 @@ impl Fabric {
             }
         }
         Fabric {
-            mesh: links.into_iter().map(|l| l.into_iter().collect()).collect(),
+            mesh: Mesh::new(&links),
             peers: (0..nodes).map(|_| Peer::default()).collect(),
+            awaiting_verdict: Vec::new(),
             generation: vec![1; nodes],
             seen_rotated_at: vec![0; nodes],
             seen_by: HashedMap::default(),
@@ -180,7 +182,7 @@ impl Fabric {
             up: vec![false; nodes],
             sessions: vec![0; nodes],
             links_changed: 0,
-            penalises: vec![false; nodes],
+            judges_peers: vec![false; nodes],
             side: vec![0; nodes],
             partitioned: false,
             one_way: false,
@@ -199,9 +201,9 @@ impl Fabric {
 
     /// Mesh peers a node can currently exchange messages with.
     pub fn reachable_peers(&self, node: usize) -> usize {
-        self.mesh[node]
-            .iter()
-            .filter(|&&p| self.up[p] && self.link_open(node, p) && self.link_open(p, node))
+        self.mesh
+            .of(node)
+            .filter(|&p| self.up[p] && self.link_open(node, p) && self.link_open(p, node))
             .count()
     }
 
@@ -210,11 +212,12 @@ impl Fabric {
     pub fn set_up(&mut self, agenda: &mut Agenda, now: u64, node: usize, up: bool) {
         self.up[node] = up;
         self.links_changed += 1;
-        self.penalises[node] = false;
         // Volatile state goes with the process: what was on its way to it is lost, and two
         // generations on, nothing is remembered.
         self.sessions[node] += 1;
         self.peers[node] = Peer::default();
+        self.judges_peers[node] = false;
+        self.awaiting_verdict.retain(|&(_, to, ..)| to != node);
         for seen in self.seen_by.values() {
             let mark = &seen.by_node[node];
             mark.set(Mark {
@@ -224,9 +227,7 @@ impl Fabric {
         }
         self.generation[node] += 2;
         self.seen_rotated_at[node] = 0;
-        self.mesh[node]
-            .iter()
-            .for_each(|&peer| agenda.wake(peer, now));
+        (self.mesh.of(node)).for_each(|peer| agenda.wake(peer, now));
     }
 
     pub fn partition(
@@ -315,11 +316,11 @@ impl Fabric {
         token: u64,
         verdict: Verdict,
     ) {
-        let pending = &mut self.peers[node].pending;
-        let Some(i) = pending.iter().position(|&(t, ..)| t == token) else {
+        let awaiting = &mut self.awaiting_verdict;
+        let Some(i) = awaiting.iter().position(|&(t, ..)| t == token) else {
             return;
         };
-        let (_, from, packet) = pending.swap_remove(i);
+        let (_, _, from, packet) = awaiting.swap_remove(i);
         match verdict {
             Verdict::Accept => self.send_to_mesh(agenda, now, node, Some(from), &packet),
             Verdict::Ignore(why) => *self.ignored.entry(why.name()).or_default() += 1,
@@ -329,7 +330,7 @@ impl Fabric {
                     self.honest_penalised.push((now, node, from, why.name()));
                 }
                 let was_in_mesh = self.in_mesh(now, node, from);
-                self.penalises[node] = true;
+                self.judges_peers[node] = true;
                 let penalty = self.peers[node].penalties.entry(from).or_default();
                 penalty.record(now);
                 if was_in_mesh && penalty.score(now) < 0.0 {
@@ -338,6 +339,7 @@ impl Fabric {
                     let until = now + PRUNE_BACKOFF_MS;
                     self.peers[node].pruned_until.insert(from, until);
                     self.peers[from].pruned_until.insert(node, until);
+                    self.judges_peers[from] = true;
                 }
             }
         }
@@ -345,7 +347,7 @@ impl Fabric {
 
     /// `node`'s score of `peer` at `now`.
     fn score(&self, now: u64, node: usize, peer: usize) -> f64 {
-        if !self.penalises[node] {
+        if !self.judges_peers[node] {
             return 0.0;
         }
         self.peers[node]
@@ -356,6 +358,9 @@ impl Fabric {
 
     /// Whether `node` forwards to `peer`: not within a prune's backoff, and not scored below 0.
     fn in_mesh(&self, now: u64, node: usize, peer: usize) -> bool {
+        if !self.judges_peers[node] {
+            return true;
+        }
         self.peers[node]
             .pruned_until
             .get(&peer)
@@ -373,8 +378,8 @@ impl Fabric {
         except: Option<usize>,
         packet: &Rc<Packet>,
     ) {
-        for k in 0..self.mesh[from].len() {
-            let to = self.mesh[from][k];
+        for k in self.mesh.places(from) {
+            let to = self.mesh.peer_at(k);
             let chosen = match except {
                 None => self.score(now, from, to) >= PUBLISH_THRESHOLD,
                 Some(source) => to != source && self.in_mesh(now, from, to),
@@ -481,8 +486,8 @@ impl Fabric {
                 continue;
             }
             self.mark_seen(now, node, &arrival.packet);
-            let pending = (arrival.token, arrival.from, arrival.packet.clone());
-            self.peers[node].pending.push(pending);
+            let awaiting = (arrival.token, node, arrival.from, arrival.packet.clone());
+            self.awaiting_verdict.push(awaiting);
             return Some(arrival);
         }
     }
@@ -513,6 +518,40 @@ impl Fabric {
             generation: self.generation[node],
             ..mark.get()
         });
+    }
+}
+
+/// Each node's mesh peers, in one array: a send reads one node's few peers, which lie beside the
+/// next node's instead of behind a pointer of their own.
+struct Mesh {
+    /// Node `n`'s peers are `peers[starts[n]..starts[n + 1]]`, in order.
+    starts: Vec<u32>,
+    peers: Vec<u32>,
+}
+
+impl Mesh {
+    fn new(links: &[BTreeSet<usize>]) -> Mesh {
+        let index = |n: usize| u32::try_from(n).expect("fewer than 2^32 nodes and links");
+        let mut starts = vec![0];
+        let mut peers = Vec::new();
+        for node_links in links {
+            peers.extend(node_links.iter().map(|&peer| index(peer)));
+            starts.push(index(peers.len()));
+        }
+        Mesh { starts, peers }
+    }
+
+    /// Where `node`'s peers are in `peers`.
+    fn places(&self, node: usize) -> std::ops::Range<usize> {
+        self.starts[node] as usize..self.starts[node + 1] as usize
+    }
+
+    fn peer_at(&self, place: usize) -> usize {
+        self.peers[place] as usize
+    }
+
+    fn of(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        self.places(node).map(|place| self.peer_at(place))
     }
 }
 
