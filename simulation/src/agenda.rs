@@ -108,7 +108,9 @@ impl Agenda {
     }
 
     /// The next copy reaching `node` at `now`, in the order they were sent. A node woken takes
-    /// every one (a stopped node's are dropped), or the agenda would wake it for them again.
+    /// every one (a stopped node's are dropped), or the agenda would wake it for them again. A
+    /// copy to a process that has stopped stays queued until its time, and wakes a restarted
+    /// one then for nothing: a wake that finds nothing due changes nothing.
     pub fn arrival(&mut self, now: u64, node: usize) -> Option<Arrival> {
         match self.arrivals.peek() {
             Some((at, arrival)) if at == now && arrival.to == node => {

@@ -10,18 +10,18 @@ use std::collections::BinaryHeap;
 
 /// Milliseconds the calendar reaches past the floor: an arrival's latency (with a delay spike), a
 /// co-signing wave's step and most timers fall within it.
-const SPAN: u64 = 4_096;
+pub const SPAN: u64 = 4_096;
 
 #[derive(Debug)]
 pub struct Calendar<T> {
     /// `buckets[t % SPAN]`: the items due at millisecond `t`, for `t` in `[floor, floor + SPAN)`
-    /// (every wake is at or after the floor, and was pushed within a span of a floor at or
+    /// (every item is at or after the floor, and was pushed within a span of a floor at or
     /// before this one, so no two of those times share a bucket).
     buckets: Vec<Vec<T>>,
-    /// The time of the last job the agenda gave out, or of the last wake it skipped: nothing
+    /// The time of the last job the agenda gave out, or of the last item it skipped: nothing
     /// earlier is pushed, and nothing earlier is held.
     floor: u64,
-    /// No bucket before this time holds a wake (at or after the floor).
+    /// No bucket before this time holds an item (at or after the floor).
     scan: u64,
     /// The time of the one bucket in order, descending (its smallest last).
     sorted: Option<u64>,
@@ -60,16 +60,16 @@ impl<T: Ord> Calendar<T> {
             return self.far.push(Reverse((at, item)));
         }
         let bucket = &mut self.buckets[(at % SPAN) as usize];
+        if bucket.capacity() == 0
+            && let Some(storage) = self.spare.pop()
+        {
+            *bucket = storage;
+        }
         if self.sorted == Some(at) {
             // Descending: after every item above it, before every item below.
             let place = bucket.partition_point(|queued| *queued > item);
             bucket.insert(place, item);
         } else {
-            if bucket.capacity() == 0
-                && let Some(storage) = self.spare.pop()
-            {
-                *bucket = storage;
-            }
             bucket.push(item);
         }
         self.scan = self.scan.min(at);
@@ -101,6 +101,12 @@ impl<T: Ord> Calendar<T> {
             self.spare.push(std::mem::take(bucket));
         }
         Some((at, item))
+    }
+
+    /// How many buckets' storage is allocated, in the buckets and spare: never more than the
+    /// buckets, as storage is allocated only when no spare is left.
+    pub fn storages(&self) -> usize {
+        self.spare.len() + (self.buckets.iter()).filter(|b| b.capacity() > 0).count()
     }
 
     /// The time of the earliest item in the calendar, its bucket sorted.

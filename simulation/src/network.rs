@@ -150,6 +150,12 @@ pub struct Fabric {
 
 impl Fabric {
     pub fn new(seed: u64, settings: Settings, honest: Vec<bool>) -> Fabric {
+        // A woken node takes its copies while no other node's come first in the agenda: a copy
+        // sent now and arriving now could come first and leave the rest for a second wake.
+        assert!(
+            settings.latency_ms.0 >= 1,
+            "a copy takes at least a millisecond to arrive"
+        );
         let nodes = honest.len();
         let mut dice = Dice::new(seed, "mesh", 0);
         // A ring keeps the mesh connected; random chords bring the degree to about D.
@@ -320,7 +326,8 @@ impl Fabric {
         let Some(i) = awaiting.iter().position(|&(t, ..)| t == token) else {
             return;
         };
-        let (_, _, from, packet) = awaiting.swap_remove(i);
+        let (_, to, from, packet) = awaiting.swap_remove(i);
+        debug_assert_eq!(to, node, "a verdict from the copy's receiver");
         match verdict {
             Verdict::Accept => self.send_to_mesh(agenda, now, node, Some(from), &packet),
             Verdict::Ignore(why) => *self.ignored.entry(why.name()).or_default() += 1,

@@ -443,11 +443,11 @@ mod cli {
 
     /// Feeds one seeded sequence of pushes, pops and advances, as the agenda makes them, to the
     /// calendar and to a min-heap, and compares every answer: items at the floor after its bucket
-    /// was sorted, within the calendar's span and past it.
+    /// was sorted, within the calendar's span and past it. The calendar's storage stays bounded.
     fn calendar_agrees_with_a_heap(seed: u64) -> Result<(), String> {
         use rand_chacha::ChaCha8Rng;
         use rand_core::{Rng, SeedableRng};
-        use simulation::calendar::Calendar;
+        use simulation::calendar::{Calendar, SPAN};
         use std::cmp::Reverse;
 
         let mut dice = ChaCha8Rng::seed_from_u64(seed);
@@ -480,6 +480,13 @@ mod cli {
                 let expected = heap.peek().map(|&Reverse(first)| first);
                 if got != expected {
                     return Err(format!("step {step}: peeked {got:?}, not {expected:?}"));
+                }
+            } else if roll < 99 {
+                let storages = calendar.storages();
+                if storages > SPAN as usize {
+                    return Err(format!(
+                        "step {step}: {storages} storages for {SPAN} buckets"
+                    ));
                 }
             } else {
                 // Another job's time: no later than anything held.
