@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use crate::crypto::Address;
 use crate::held::Held;
+use crate::prefetch::Prefetch;
 use crate::price::{PriceBody, PriceId};
 use crate::signatures::Signatures;
 use crate::stored::StoredIds;
@@ -100,6 +101,12 @@ impl Book {
             prices: Held::new(key),
             ..Book::default()
         }
+    }
+
+    /// The lines every message reads: the held prices' slots and table, and the stored ids.
+    pub fn prefetch(&self, prefetch: &impl Prefetch) {
+        prefetch.fetch(&self.prices);
+        prefetch.fetch(&self.stored);
     }
 
     pub fn get(&self, id: PriceId) -> Option<&Entry> {

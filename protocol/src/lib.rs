@@ -24,6 +24,7 @@ pub mod io;
 pub mod journal;
 pub mod metrics;
 mod node;
+mod prefetch;
 pub mod price;
 mod receive;
 pub mod signatures;
@@ -45,6 +46,7 @@ pub use io::{
 };
 pub use metrics::{Counters, Ignored, IgnoredCounts, Misbehaviour};
 pub use node::{Footprint, Node};
+pub use prefetch::Prefetch;
 pub use price::{Feed, Price, PriceBody, PriceId};
 pub use signatures::Signatures;
 pub use snapshot::RestoreError;

@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use crate::book::{Book, Entry};
+use crate::prefetch::Prefetch;
 use crate::price::PriceId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -147,6 +148,13 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
+    /// The lines a wake reads: the earliest timer, the node's own, the ordered queue.
+    pub fn prefetch(&self, prefetch: &impl Prefetch) {
+        prefetch.fetch(&self.first);
+        prefetch.fetch(&self.node);
+        prefetch.fetch(&self.in_order);
+    }
+
     /// Sets `timer` to `at`, moving it if set; a timer of a price not held is not set.
     pub fn set(&mut self, book: &mut Book, timer: Timer, at: u64) {
         let Some(deadline) = self.deadline_mut(book, timer) else {

@@ -152,6 +152,18 @@ impl Agenda {
         }
     }
 
+    /// A node likely to be woken after `node` within this millisecond: a hint, never a promise.
+    pub fn likely_next(&self, node: usize) -> Option<usize> {
+        let wake = self.wakes.at_floor().last().copied();
+        let arrival = (self.arrivals.at_floor().iter().rev())
+            .map(|arrival| arrival.to)
+            .find(|&to| to != node);
+        match (wake, arrival) {
+            (Some(wake), Some(arrival)) => Some(wake.min(arrival)),
+            (wake, arrival) => wake.or(arrival),
+        }
+    }
+
     fn advance(&mut self, now: u64) {
         self.wakes.advance(now);
         self.arrivals.advance(now);

@@ -103,6 +103,15 @@ impl<T: Ord> Calendar<T> {
         Some((at, item))
     }
 
+    /// The items due at the floor's millisecond, least last, once its bucket is sorted (else
+    /// none).
+    pub fn at_floor(&self) -> &[T] {
+        match self.sorted == Some(self.floor) {
+            true => &self.buckets[(self.floor % SPAN) as usize],
+            false => &[],
+        }
+    }
+
     /// How many buckets' storage is allocated, in the buckets and spare: never more than the
     /// buckets, as storage is allocated only when no spare is left.
     pub fn storages(&self) -> usize {

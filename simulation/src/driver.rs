@@ -6,7 +6,9 @@
 use std::rc::Rc;
 
 use protocol::journal;
-use protocol::{Action, Clock, Event, MessageRef, Node, PriceId, Signature, WriteOutcome};
+use protocol::{
+    Action, Clock, Event, MessageRef, Node, Prefetch, PriceId, Signature, WriteOutcome,
+};
 
 use crate::agenda::{Call, Job};
 use crate::byzantine::Adversary;
@@ -40,6 +42,18 @@ struct NodeIo {
     now: u64,
     /// Sender of the gossip being driven, for the trace (the node itself is not told).
     gossip_from: usize,
+}
+
+/// The processor's prefetch where there is one in safe reach (x86-64), else nothing.
+pub struct Prefetcher;
+
+impl Prefetch for Prefetcher {
+    fn fetch<T>(&self, part: &T) {
+        #[cfg(target_arch = "x86_64")]
+        safe_arch::prefetch_t0(part);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = part;
+    }
 }
 
 /// Starts node `index` and wakes it now. Each start is a fresh process: nothing survives a crash
@@ -119,6 +133,14 @@ impl Driver {
     pub fn wake(&mut self, now: u64) {
         self.feed_due(now);
         self.wake_when_due(now);
+    }
+
+    /// Has the state a wake reads first fetched, without reading it: the node's, then this
+    /// driver's own.
+    pub fn prefetch(&self) {
+        self.node.prefetch(&Prefetcher);
+        Prefetcher.fetch(&self.io);
+        Prefetcher.fetch(&self.clock);
     }
 
     /// Whether answers addressed to `incarnation` of this node are still awaited.

@@ -112,7 +112,11 @@ pub fn run(params: Params) -> Outcome {
 /// `TICK_MS` the scenario's faults and restarts.
 fn supervise(shared: &Rc<Shared>) {
     let n = shared.scenario.params.nodes;
-    let mut nodes: Vec<Option<Driver>> = (0..n).map(|i| Some(driver::start(shared, i))).collect();
+    // Boxed: whether a node runs is read here, from a dense array, without touching its state,
+    // which can then be fetched ahead.
+    let mut nodes: Vec<Option<Box<Driver>>> = (0..n)
+        .map(|i| Some(Box::new(driver::start(shared, i))))
+        .collect();
     shared.world().agenda.schedule(0, Job::Tick);
     let mut faults = shared.scenario.faults.iter().peekable();
     let mut restarts: Vec<(u64, usize)> = Vec::new();
@@ -129,11 +133,20 @@ fn supervise(shared: &Rc<Shared>) {
         }
         shared.advance(now);
         match job {
-            Job::Wake { node } => match &mut nodes[node] {
-                Some(driver) => driver.wake(now),
-                // Copies still on their way to a stopped process are lost with it.
-                None => while shared.world().agenda.arrival(now, node).is_some() {},
-            },
+            Job::Wake { node } => {
+                // While this node runs, what the next one reads first is fetched: each of
+                // thousands of nodes has gone cold by its turn, and so the misses overlap.
+                if let Some(Some(next)) =
+                    (shared.world().agenda.likely_next(node)).map(|next| &nodes[next])
+                {
+                    next.prefetch();
+                }
+                match &mut nodes[node] {
+                    Some(driver) => driver.wake(now),
+                    // Copies still on their way to a stopped process are lost with it.
+                    None => while shared.world().agenda.arrival(now, node).is_some() {},
+                }
+            }
             Job::Answer {
                 node,
                 incarnation,
@@ -171,7 +184,10 @@ fn supervise(shared: &Rc<Shared>) {
             }
         }
     }
-    nodes.iter_mut().flatten().for_each(Driver::finish);
+    nodes
+        .iter_mut()
+        .flatten()
+        .for_each(|driver| driver.finish());
 }
 
 /// Applies the faults due by `now`, kills the nodes that must die and restarts those due back.
@@ -179,7 +195,7 @@ fn apply_faults<'a>(
     shared: &Rc<Shared>,
     now: u64,
     faults: &mut std::iter::Peekable<impl Iterator<Item = &'a (u64, Fault)>>,
-    nodes: &mut [Option<Driver>],
+    nodes: &mut [Option<Box<Driver>>],
     restarts: &mut Vec<(u64, usize)>,
 ) {
     let mut kills = std::mem::take(&mut shared.world().kill_requests);
@@ -227,7 +243,7 @@ fn apply_faults<'a>(
     }
     restarts.retain(|&(at, node)| {
         if at <= now && nodes[node].is_none() {
-            nodes[node] = Some(driver::start(shared, node));
+            nodes[node] = Some(Box::new(driver::start(shared, node)));
         }
         at > now
     });
