@@ -182,7 +182,14 @@ impl Node {
     /// The next action to carry out, in order; `None` once drained.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() {
+            // Drained, the queue's room goes back to the allocator: the room it gives the next
+            // wake is what another node just gave back, in the cache, where this node's own
+            // would have gone cold by then (a driver wakes thousands in turn).
+            self.actions = VecDeque::new();
+        }
+        action
     }
 
     /// The next deadline and the timer behind it.

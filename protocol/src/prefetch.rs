@@ -29,8 +29,9 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, Signers};
+    use crate::io::{Event, MessageRef};
     use crate::price::Feed;
-    use crate::testing::keys;
+    use crate::testing::{keys, step};
 
     /// Where each part shown lies, by its first byte.
     #[derive(Default)]
@@ -42,15 +43,31 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_parts_shown_lie_in_the_node_each_on_a_line_of_its_own() {
+    fn node() -> Node {
         let keys = keys(4);
         let config = Config::new(
             "test",
             Feed::eth_usd(),
             Signers::allowlist(keys.iter().map(|k| k.address())),
         );
-        let node = Node::new(config, keys[0].address(), 7, 1_000).expect("a valid config");
+        Node::new(config, keys[0].address(), 7, 1_000).expect("a valid config")
+    }
+
+    /// The queue's room would be cold by the node's next wake; the allocator's is warm.
+    #[test]
+    fn a_drained_node_keeps_no_room_for_actions() {
+        let mut node = node();
+        let junk = Event::Gossip {
+            message: MessageRef { token: 1 },
+            bytes: vec![1, 2, 3],
+        };
+        assert_eq!(step(&mut node, 1_000, junk).len(), 1, "a verdict");
+        assert_eq!(node.actions.capacity(), 0);
+    }
+
+    #[test]
+    fn the_parts_shown_lie_in_the_node_each_on_a_line_of_its_own() {
+        let node = node();
         let shown = Addresses::default();
         node.prefetch(&shown);
         let start = &node as *const Node as usize;
