@@ -109,6 +109,11 @@ impl Book {
         prefetch.fetch(&self.stored);
     }
 
+    /// The entries of the newest prices, which most messages are about.
+    pub fn prefetch_newest(&self, prefetch: &impl Prefetch) {
+        self.prices.prefetch_newest(prefetch);
+    }
+
     pub fn get(&self, id: PriceId) -> Option<&Entry> {
         self.prices.get(id)
     }

@@ -21,6 +21,13 @@ impl Node {
         self.timers.prefetch(prefetch);
         prefetch.fetch(&self.lease);
     }
+
+    /// Shows `prefetch` what the node's own lines point to and a wake reads first: the entries of
+    /// its newest prices, which most messages look up. Unlike [`Node::prefetch`], it reads where
+    /// they lie, in the node's own lines: it is for a node whose lines were shown a while before.
+    pub fn prefetch_pointed(&self, prefetch: &impl Prefetch) {
+        self.book.prefetch_newest(prefetch);
+    }
 }
 
 #[cfg(test)]
@@ -31,7 +38,8 @@ mod tests {
     use crate::config::{Config, Signers};
     use crate::io::{Event, MessageRef};
     use crate::price::Feed;
-    use crate::testing::{keys, step};
+    use crate::price::PriceBody;
+    use crate::testing::{body, keys, signed, step};
 
     /// Where each part shown lies, by its first byte.
     #[derive(Default)]
@@ -85,5 +93,51 @@ mod tests {
             "lines in the order laid out, none shown twice: {lines:?}"
         );
         assert_eq!(lines.len(), 9);
+    }
+
+    /// Each of the newest entries has every line of its body shown, which each message is compared
+    /// with, and the first of its signatures; nothing outside them is shown.
+    #[test]
+    fn the_parts_pointed_to_are_the_newest_entries_bodies_and_signatures() {
+        let keys = keys(4);
+        let mut node = node();
+        let shown = Addresses::default();
+        node.prefetch_pointed(&shown);
+        assert!(shown.0.borrow().is_empty(), "nothing held, nothing shown");
+        let bodies = [body(&keys[1], 1_000, 100), body(&keys[2], 1_000, 100)];
+        for (token, body) in (0..).zip(bodies) {
+            let bytes = signed(node.network_id, body, &[&keys[token as usize + 1]]).encode();
+            let gossip = Event::Gossip {
+                message: MessageRef { token },
+                bytes,
+            };
+            step(&mut node, 1_000, gossip);
+        }
+        node.prefetch_pointed(&shown);
+        let lines: Vec<usize> = shown.0.borrow().iter().map(|at| at / 64).collect();
+        for body in bodies {
+            let entry = node.book.get(body.id).expect("held");
+            let start = entry as *const _ as usize;
+            let first = &entry.body as *const PriceBody as usize;
+            let last = first + size_of::<PriceBody>() - 1;
+            for line in
+                (first / 64..=last / 64).chain([&entry.signatures as *const _ as usize / 64])
+            {
+                assert!(
+                    lines.contains(&line),
+                    "line {} of an entry not shown",
+                    line - start / 64
+                );
+            }
+        }
+        let entries: Vec<_> = (bodies.iter().map(|b| node.book.get(b.id).expect("held")))
+            .map(|e| e as *const _ as usize..e as *const _ as usize + size_of_val(e))
+            .collect();
+        for &at in shown.0.borrow().iter() {
+            assert!(
+                entries.iter().any(|e| e.contains(&at)),
+                "outside the entries"
+            );
+        }
     }
 }

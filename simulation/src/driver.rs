@@ -143,6 +143,12 @@ impl Driver {
         Prefetcher.fetch(&self.clock);
     }
 
+    /// Has what the node's lines point to fetched; reads those lines, so it follows
+    /// [`Driver::prefetch`] by a while.
+    pub fn prefetch_pointed(&self) {
+        self.node.prefetch_pointed(&Prefetcher);
+    }
+
     /// Whether answers addressed to `incarnation` of this node are still awaited.
     pub fn is(&self, incarnation: u64) -> bool {
         self.io.incarnation == incarnation

@@ -136,15 +136,19 @@ fn supervise(shared: &Rc<Shared>) {
             Job::Wake { node } => {
                 // While this node runs, what the next one reads first is fetched: each of
                 // thousands of nodes has gone cold by its turn, and so the misses overlap.
-                if let Some(Some(next)) =
-                    (shared.world().agenda.likely_next(node)).map(|next| &nodes[next])
-                {
+                let next = shared.world().agenda.likely_next(node);
+                if let Some(Some(next)) = next.map(|next| &nodes[next]) {
                     next.prefetch();
                 }
                 match &mut nodes[node] {
                     Some(driver) => driver.wake(now),
                     // Copies still on their way to a stopped process are lost with it.
                     None => while shared.world().agenda.arrival(now, node).is_some() {},
+                }
+                // By now the next node's lines have arrived: what they point to can be read, and
+                // is fetched in turn.
+                if let Some(Some(next)) = next.map(|next| &nodes[next]) {
+                    next.prefetch_pointed();
                 }
             }
             Job::Answer {
