@@ -113,7 +113,19 @@ impl Message {
             std::cmp::Ordering::Greater => return Err(DecodeError::TrailingBytes),
             std::cmp::Ordering::Equal => {}
         }
-        let mut signatures = Signatures::new();
+        // Decoded in place: the message's signatures are written where they stay, not moved in.
+        let mut message = Message {
+            network_id,
+            body: PriceBody {
+                id,
+                feed,
+                price,
+                decimals,
+                observed_at_ms,
+            },
+            signatures: Signatures::new(),
+            nonce: 0,
+        };
         let mut previous: Option<Address> = None;
         for _ in 0..count {
             let signer = Address(reader.take::<20>()?);
@@ -124,22 +136,10 @@ impl Message {
                 _ => {}
             }
             previous = Some(signer);
-            signatures.insert(signer, signature);
+            message.signatures.insert(signer, signature);
         }
-        let nonce = u64::from_be_bytes(reader.take::<8>()?);
-        let body = PriceBody {
-            id,
-            feed,
-            price,
-            decimals,
-            observed_at_ms,
-        };
-        Ok(Message {
-            network_id,
-            body,
-            signatures,
-            nonce,
-        })
+        message.nonce = u64::from_be_bytes(reader.take::<8>()?);
+        Ok(message)
     }
 }
 
