@@ -49,22 +49,30 @@ async fn main() -> ExitCode {
 }
 
 /// Resolves once the process is asked to stop: Ctrl-C (SIGINT), or SIGTERM as `docker stop` and
-/// systemd send it. Both stop the same way: writes in flight are finished first.
-async fn stop_signal(stop: watch::Sender<bool>) {
+/// systemd send it. Both stop the same way: writes in flight are finished first. The handlers are
+/// installed when this is called, not when the future is first polled: a signal in between would
+/// kill the process on the spot (seen in CI, a SIGTERM sent once the node logged "listening").
+fn stop_signal(stop: watch::Sender<bool>) -> impl Future<Output = ()> + Send {
     use tokio::signal::unix::{SignalKind, signal};
-    let signal = match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
-        },
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the node cleanly");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    };
-    tracing::info!(signal, "stopping: finishing writes in flight");
-    let _ = stop.send(true);
+    let handlers = signal(SignalKind::interrupt()).and_then(|interrupt| {
+        let terminate = signal(SignalKind::terminate())?;
+        Ok((interrupt, terminate))
+    });
+    async move {
+        let signal = match handlers {
+            Ok((mut interrupt, mut terminate)) => tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the node cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        };
+        tracing::info!(signal, "stopping: finishing writes in flight");
+        let _ = stop.send(true);
+    }
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
