@@ -52,6 +52,8 @@ impl Held {
     /// compared with and the signatures it is checked against. Reads the slots.
     pub fn prefetch_newest(&self, prefetch: &impl Prefetch) {
         for entry in self.slots.iter().flatten() {
+            // The body's first field and its last as laid out: together, every line it takes
+            // (the prefetch tests hold that).
             prefetch.fetch(&entry.body);
             prefetch.fetch(&entry.body.decimals);
             prefetch.fetch(&entry.signatures);

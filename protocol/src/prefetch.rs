@@ -115,8 +115,8 @@ mod tests {
         }
         node.prefetch_pointed(&shown);
         let lines: Vec<usize> = shown.0.borrow().iter().map(|at| at / 64).collect();
-        for body in bodies {
-            let entry = node.book.get(body.id).expect("held");
+        let entries = bodies.map(|body| node.book.get(body.id).expect("held"));
+        for entry in entries {
             let start = entry as *const _ as usize;
             let first = &entry.body as *const PriceBody as usize;
             let last = first + size_of::<PriceBody>() - 1;
@@ -130,12 +130,11 @@ mod tests {
                 );
             }
         }
-        let entries: Vec<_> = (bodies.iter().map(|b| node.book.get(b.id).expect("held")))
-            .map(|e| e as *const _ as usize..e as *const _ as usize + size_of_val(e))
-            .collect();
+        let spans =
+            entries.map(|e| e as *const _ as usize..e as *const _ as usize + size_of_val(e));
         for &at in shown.0.borrow().iter() {
             assert!(
-                entries.iter().any(|e| e.contains(&at)),
+                spans.iter().any(|span| span.contains(&at)),
                 "outside the entries"
             );
         }
