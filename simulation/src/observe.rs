@@ -15,9 +15,39 @@ const PRICE_STORY_LEN: usize = 16;
 pub struct Step {
     pub at: u64,
     pub node: usize,
-    pub what: &'static str,
+    pub what: What,
     pub id: Option<PriceId>,
     pub detail: u64,
+}
+
+/// A step's name, with its hash for the trace worked out when compiled: every step hashes its
+/// name, and tens of millions of steps each hashing a dozen bytes in turn was a per cent of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct What {
+    pub name: &'static str,
+    hash: u64,
+}
+
+impl What {
+    const fn new(name: &'static str) -> What {
+        What {
+            name,
+            hash: bytes_hash(name.as_bytes()),
+        }
+    }
+}
+
+impl std::fmt::Display for What {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The [`What`] of a name, made when compiled.
+macro_rules! what {
+    ($name:literal) => {
+        const { What::new($name) }
+    };
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +78,7 @@ impl Observer {
         for word in [
             step.at,
             step.node as u64,
-            name_hash(step.what),
+            step.what.hash,
             id,
             step.detail,
             content,
@@ -62,7 +92,7 @@ impl Observer {
         self.story.push_back(step);
         // Every node reaching quorum, or ignoring a copy, would drown a price's story.
         if let Some(id) = step.id
-            && step.what != "quorum reached"
+            && step.what != what!("quorum reached")
         {
             let (first, last) = self.price_stories.entry(id).or_default();
             if first.len() < PRICE_STORY_LEN {
@@ -91,16 +121,17 @@ impl Observer {
     /// `gossip_from`: the sender, when the event is gossip.
     pub fn event(&mut self, at: u64, node: usize, event: &Event, gossip_from: usize) {
         let (what, detail) = match event {
-            Event::TimerDue => ("timer due", 0),
-            Event::PricesFetched { answered } => ("prices fetched", answered.len() as u64),
-            Event::Gossip { .. } => ("gossip from", gossip_from as u64),
-            Event::Signed { .. } => ("signed", 0),
-            Event::DatabaseRead { heartbeats, stored } => {
-                ("database read", (heartbeats.len() + stored.len()) as u64)
-            }
-            Event::DatabaseUnreachable => ("database unreachable", 0),
-            Event::WriteFinished { outcome, .. } => ("write finished", *outcome as u64),
-            Event::PeersChanged { count } => ("peers", *count as u64),
+            Event::TimerDue => (what!("timer due"), 0),
+            Event::PricesFetched { answered } => (what!("prices fetched"), answered.len() as u64),
+            Event::Gossip { .. } => (what!("gossip from"), gossip_from as u64),
+            Event::Signed { .. } => (what!("signed"), 0),
+            Event::DatabaseRead { heartbeats, stored } => (
+                what!("database read"),
+                (heartbeats.len() + stored.len()) as u64,
+            ),
+            Event::DatabaseUnreachable => (what!("database unreachable"), 0),
+            Event::WriteFinished { outcome, .. } => (what!("write finished"), *outcome as u64),
+            Event::PeersChanged { count } => (what!("peers"), *count as u64),
         };
         let id = match event {
             Event::Signed { id, .. } | Event::WriteFinished { id, .. } => Some(*id),
@@ -122,18 +153,18 @@ impl Observer {
 
     pub fn action(&mut self, at: u64, node: usize, honest: bool, action: &Action) {
         let (what, id, detail) = match action {
-            Action::FetchPrices => ("fetch prices", None, 0),
-            Action::Sign { id, .. } => ("sign", Some(*id), 0),
+            Action::FetchPrices => (what!("fetch prices"), None, 0),
+            Action::Sign { id, .. } => (what!("sign"), Some(*id), 0),
             Action::Broadcast { id, why, bytes } => (
-                "broadcast",
+                what!("broadcast"),
                 Some(*id),
                 (*why as u64) << 32 | bytes.len() as u64,
             ),
             Action::Verdict { message, verdict } => (verdict_name(verdict), None, message.token),
-            Action::Heartbeat => ("heartbeat", None, 0),
-            Action::ReadDatabase { .. } => ("read database", None, 0),
+            Action::Heartbeat => (what!("heartbeat"), None, 0),
+            Action::ReadDatabase { .. } => (what!("read database"), None, 0),
             Action::Write(price) => (
-                "write",
+                what!("write"),
                 Some(price.message.body.id),
                 price.signatures().len() as u64,
             ),
@@ -177,15 +208,15 @@ impl Observer {
             _ => {}
         }
         let (what, id) = match *report {
-            Report::Published { id, .. } => ("published", Some(id)),
-            Report::QuorumReached { id, .. } => ("quorum reached", Some(id)),
-            Report::Stored { id, .. } => ("stored", Some(id)),
-            Report::Expired { id, .. } => ("expired", Some(id)),
+            Report::Published { id, .. } => (what!("published"), Some(id)),
+            Report::QuorumReached { id, .. } => (what!("quorum reached"), Some(id)),
+            Report::Stored { id, .. } => (what!("stored"), Some(id)),
+            Report::Expired { id, .. } => (what!("expired"), Some(id)),
             Report::WriterChanged { writer } => (
                 if writer {
-                    "became writer"
+                    what!("became writer")
                 } else {
-                    "ceased writing"
+                    what!("ceased writing")
                 },
                 None,
             ),
@@ -224,11 +255,11 @@ fn fingerprint(action: &Action) -> u64 {
     }
 }
 
-fn verdict_name(verdict: &protocol::Verdict) -> &'static str {
+fn verdict_name(verdict: &protocol::Verdict) -> What {
     match verdict {
-        protocol::Verdict::Accept => "accept",
-        protocol::Verdict::Ignore(_) => "ignore",
-        protocol::Verdict::Reject(_) => "reject",
+        protocol::Verdict::Accept => what!("accept"),
+        protocol::Verdict::Ignore(_) => what!("ignore"),
+        protocol::Verdict::Reject(_) => what!("reject"),
     }
 }
 
@@ -236,9 +267,14 @@ fn name_hash(name: &str) -> u64 {
     bytes_hash(name.as_bytes())
 }
 
-/// FNV-1a: deterministic across runs and builds, and cheap.
-fn bytes_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+/// FNV-1a: deterministic across runs and builds, and cheap. A loop by index, as a `const fn` must
+/// be.
+const fn bytes_hash(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
 }
