@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::committee::Committee;
-use crate::crypto::{Address, keccak256};
+use crate::crypto::{Address, Recover, SignatureCheck};
 use crate::price::{Feed, MAX_DECIMALS};
 use crate::wire::MAX_SIGNATURES;
 
@@ -257,6 +257,12 @@ impl Config {
     /// The config digest: keccak256 over the deployment name, feed, decimals, quorum and signer set.
     /// Every signed message carries it, so a signature from one deployment is void in any other.
     pub fn network_id(&self) -> [u8; 32] {
+        self.network_id_by(&Recover)
+    }
+
+    /// [`Config::network_id`], hashed by `check` (which may share a memo of it: a driver of
+    /// thousands of nodes of one deployment hashes its allowlist once, not once per node).
+    pub(crate) fn network_id_by(&self, check: &dyn SignatureCheck) -> [u8; 32] {
         let mut bytes = Vec::with_capacity(128);
         bytes.extend_from_slice(b"price-oracle:config:v1\n");
         bytes.push(self.network.len() as u8);
@@ -272,7 +278,7 @@ impl Config {
                 list.iter().for_each(|a| bytes.extend_from_slice(&a.0));
             }
         }
-        keccak256(&bytes)
+        check.keccak(&bytes)
     }
 
     pub fn allows(&self, signer: Address) -> bool {

@@ -97,6 +97,29 @@ impl Node {
         seed: u64,
         now: u64,
     ) -> Result<Node, ConfigError> {
+        Node::checked_by(config, me, seed, now, Arc::new(Recover))
+    }
+
+    /// [`Node::new`], checking signatures with `check` from the start, as
+    /// [`Node::with_signature_check`] would replace it.
+    #[cfg(feature = "simulation")]
+    pub fn new_with_signature_check(
+        config: impl Into<Arc<Config>>,
+        me: Address,
+        seed: u64,
+        now: u64,
+        check: Arc<dyn SignatureCheck>,
+    ) -> Result<Node, ConfigError> {
+        Node::checked_by(config, me, seed, now, check)
+    }
+
+    fn checked_by(
+        config: impl Into<Arc<Config>>,
+        me: Address,
+        seed: u64,
+        now: u64,
+        check: Arc<dyn SignatureCheck>,
+    ) -> Result<Node, ConfigError> {
         let config = config.into();
         config.validate()?;
         let mut rng = Box::new(ChaCha8Rng::seed_from_u64(seed));
@@ -110,9 +133,9 @@ impl Node {
         };
         let mut node = Node {
             book: Book::new(key),
-            network_id: config.network_id(),
+            network_id: config.network_id_by(&*check),
             me,
-            check: Arc::new(Recover),
+            check,
             sequence: rng.next_u32() as u16,
             now,
             actions: VecDeque::new(),

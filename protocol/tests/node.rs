@@ -871,6 +871,19 @@ fn a_new_price_is_hashed_through_the_check() {
     );
 }
 
+/// So does the network id, which every node of a deployment hashes from the same config,
+/// allowlist and all, when it starts: a driver of thousands hashes it once.
+#[test]
+fn the_network_id_is_hashed_through_the_check() {
+    let keys = keys(4);
+    let check = std::sync::Arc::new(HashingCheck::default());
+    let node =
+        Node::new_with_signature_check(config(&keys), keys[0].address(), 42, T0, check.clone())
+            .unwrap();
+    assert_eq!(node.network_id(), config(&keys).network_id());
+    assert_eq!(check.0.lock().unwrap().len(), 1, "the config's bytes, once");
+}
+
 /// The term's key, which every node hashes from the same term at every read, goes through it too.
 #[test]
 fn the_term_is_hashed_through_the_check() {

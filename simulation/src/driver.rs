@@ -73,14 +73,14 @@ pub fn start(shared: &Rc<Shared>, index: usize) -> Driver {
     let seed = scenario.params.seed ^ (index as u64) << 24 ^ incarnation << 48;
     let start = shared.now();
     let clock = Clock::new(wall_clock(shared, index, start), start);
-    let node = Node::new(
+    let node = Node::new_with_signature_check(
         scenario.config.clone(),
         key.address(),
         seed,
         clock.now(start),
+        shared.check.clone(),
     )
-    .expect("the scenario's config is valid")
-    .with_signature_check(shared.check.clone());
+    .expect("the scenario's config is valid");
     let adversary = scenario.attacks.get(&index).map(|attacks| {
         let honest = (0..scenario.params.nodes)
             .filter(|n| !scenario.is_byzantine(*n))
