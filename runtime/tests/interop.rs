@@ -269,7 +269,8 @@ async fn a_js_libp2p_peer_verifies_our_prices_and_its_own_get_cosigned_and_store
         "the peer scored node 0 below zero:\n{transcript}"
     );
 
-    // Every price it published came back to it co-signed to quorum ...
+    // Every price it published came back to it co-signed to quorum, in one copy or in pieces
+    // that it merged, as our nodes merge them ...
     let published: Vec<PriceId> = summary["published"]
         .as_array()
         .unwrap()

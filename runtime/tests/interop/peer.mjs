@@ -220,7 +220,7 @@ const seen = {
   gossiped: 0,
   lastGossipedAt: null,
   published: [],
-  /** Most signatures seen on each of this peer's own prices. */
+  /** The signers seen on each of this peer's own prices, over every copy that reached it. */
   ownSigners: new Map(),
   /** This peer's lowest score of the node it joined through, sampled every heartbeat. */
   lowestBootstrapScore: null
@@ -244,7 +244,7 @@ function verify (bytes) {
     const recovered = recoverSigner(digest, signature)
     if (!equal(recovered, signer)) throw new Error(`signature of ${hex(signer)} recovers to ${hex(recovered)}`)
   }
-  return { id: body.id, origin: origin.signer, signers: signatures.length, ageMs: Date.now() - Number(body.observedAtMs) }
+  return { id: body.id, origin: origin.signer, signers: signatures.map(({ signer }) => hex(signer)), ageMs: Date.now() - Number(body.observedAtMs) }
 }
 
 function onMessage (bytes) {
@@ -255,11 +255,16 @@ function onMessage (bytes) {
     const from = hex(origin)
     seen.byOrigin[from] = (seen.byOrigin[from] ?? 0) + 1
     if (equal(origin, me)) {
-      const before = seen.ownSigners.get(id) ?? 0
-      seen.ownSigners.set(id, Math.max(before, signers))
-      if (before < quorum && signers >= quorum) say({ event: 'own_price_cosigned', id: idText(id), signers })
+      // Co-signatures may come in pieces, merged by whoever holds them all, as our nodes merge
+      // them: a node that got its quorum from two pieces before a signer's merge ignores the
+      // merge as nothing new, and so never passes a single copy at quorum on to its peers.
+      const held = seen.ownSigners.get(id) ?? new Set()
+      const before = held.size
+      signers.forEach((signer) => held.add(signer))
+      seen.ownSigners.set(id, held)
+      if (before < quorum && held.size >= quorum) say({ event: 'own_price_cosigned', id: idText(id), signers: held.size })
     }
-    say({ event: 'verified', id: idText(id), origin: from, signers, age_ms: ageMs })
+    say({ event: 'verified', id: idText(id), origin: from, signers: signers.length, age_ms: ageMs })
     return true
   } catch (error) {
     seen.failures.push(error.message)
@@ -363,12 +368,12 @@ async function publishOwnPrice () {
   verify(bytes)
   const { recipients } = await pubsub.publish(args.topic, bytes)
   seen.published.push(body.id)
-  seen.ownSigners.set(body.id, 1)
+  seen.ownSigners.set(body.id, new Set([hex(me)]))
   say({ event: 'published', id: idText(body.id), price: price.toString(), recipients: recipients.length })
 }
 
 function summary () {
-  const cosigned = [...seen.ownSigners].filter(([, n]) => n >= quorum).map(([id]) => idText(id))
+  const cosigned = [...seen.ownSigners].filter(([, held]) => held.size >= quorum).map(([id]) => idText(id))
   return {
     event: 'summary',
     address: hex(me),
@@ -381,7 +386,7 @@ function summary () {
     // Our nodes gossip only to peers they score above their gossip threshold.
     last_gossiped_after_ms: seen.lastGossipedAt && seen.lastGossipedAt - startedAt,
     published: seen.published.map(idText),
-    own_signers: Object.fromEntries([...seen.ownSigners].map(([id, n]) => [idText(id), n])),
+    own_signers: Object.fromEntries([...seen.ownSigners].map(([id, held]) => [idText(id), held.size])),
     cosigned,
     // This peer's score of the node it joined through: negative means our node broke its
     // IHAVE/IWANT promises or sent invalid messages.
