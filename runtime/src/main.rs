@@ -65,7 +65,7 @@ fn stop_signal(stop: watch::Sender<bool>) -> impl Future<Output = ()> + Send {
                 _ = terminate.recv() => "SIGTERM",
             },
             Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the node cleanly");
+                tracing::warn!(%error, "cannot listen for SIGINT or SIGTERM; waiting on Ctrl-C alone");
                 let _ = tokio::signal::ctrl_c().await;
                 "SIGINT"
             }
